@@ -1,0 +1,48 @@
+/**
+ * The one place that decides how Sentinel reaches ClickHouse: over HTTP when `CLICKHOUSE_URL` is
+ * set, otherwise the embedded chDB engine at `CLICKHOUSE_PATH`. Both are the same
+ * `@clickhouse/client` API, so nothing downstream knows which one it talks to.
+ */
+import { createClient, type ClickHouseClient } from "@clickhouse/client"
+import { createChdbConnection } from "chdb/connection"
+import { Context, Effect, Layer, type Scope } from "effect"
+
+export type ClickHouseTarget =
+  | { readonly _tag: "Server"; readonly url: string; readonly username: string; readonly password: string; readonly database: string }
+  | { readonly _tag: "Embedded"; readonly path: string }
+
+export class ClickHouse extends Context.Tag("sentinel/ClickHouse")<ClickHouse, ClickHouseClient>() {}
+
+/** Reads the target from environment-shaped settings; the URL wins when both are given. */
+export const targetFrom = (env: Record<string, string | undefined>, defaultPath: string): ClickHouseTarget =>
+  env.CLICKHOUSE_URL !== undefined && env.CLICKHOUSE_URL !== ""
+    ? {
+        _tag: "Server",
+        url: env.CLICKHOUSE_URL,
+        username: env.CLICKHOUSE_USER ?? "default",
+        password: env.CLICKHOUSE_PASSWORD ?? "",
+        database: env.CLICKHOUSE_DATABASE ?? "default"
+      }
+    : { _tag: "Embedded", path: env.CLICKHOUSE_PATH ?? defaultPath }
+
+export const describeTarget = (target: ClickHouseTarget): string =>
+  target._tag === "Server" ? `${target.url} (database ${target.database})` : `chDB at ${target.path}`
+
+export const makeClient = (target: ClickHouseTarget): ClickHouseClient =>
+  target._tag === "Server"
+    ? createClient({
+        url: target.url,
+        username: target.username,
+        password: target.password,
+        database: target.database,
+        request_timeout: 60_000
+      })
+    : createClient({ connection: createChdbConnection({ path: target.path }) })
+
+export const make = (target: ClickHouseTarget): Effect.Effect<ClickHouseClient, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => makeClient(target)),
+    (client) => Effect.promise(() => client.close())
+  )
+
+export const layer = (target: ClickHouseTarget): Layer.Layer<ClickHouse> => Layer.scoped(ClickHouse, make(target))
