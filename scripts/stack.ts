@@ -3,7 +3,7 @@
  * ClickHouse (chDB, or a server given by CLICKHOUSE_URL) and Jaeger, all on loopback.
  *
  *   npm run stack -- up       start what is not running, wait for health, write .sentinel/stack.env
- *   npm run stack -- down     stop exactly the processes `up` started (by pid)
+ *   npm run stack -- down     stop exactly the processes `up` started (by pid); names limit it
  *   npm run stack -- status   each service and its address (--json for machines)
  *
  * A service whose address is already given in the environment (KAFKA_BROKERS, DATABASE_URL,
@@ -11,11 +11,11 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { probeClickHouse, clickHouseTarget } from "./stack/clickhouse.ts"
-import { probeJaeger, startJaeger, type JaegerState } from "./stack/jaeger.ts"
-import { probeKafka, startKafka, type KafkaState } from "./stack/kafka.ts"
+import { clickHouseTarget, probeClickHouse } from "./stack/clickhouse.ts"
+import { type JaegerState, probeJaeger, startJaeger } from "./stack/jaeger.ts"
+import { type KafkaState, probeKafka, startKafka } from "./stack/kafka.ts"
 import { dirs, ensureDir, envFile } from "./stack/layout.ts"
-import { probePostgres, startPostgres, type PostgresState } from "./stack/postgres.ts"
+import { type PostgresState, probePostgres, startPostgres } from "./stack/postgres.ts"
 import { forgetStarted, isAlive, PrerequisiteMissing, readStarted, stopProcess } from "./stack/process.ts"
 
 interface State {
@@ -97,8 +97,12 @@ const up = async (): Promise<void> => {
 
 const services = ["jaeger", "postgres", "kafka"] as const
 
-const down = async (): Promise<void> => {
+/** Stops the named services (all of them by default) that `up` started. */
+const down = async (only: ReadonlyArray<string>): Promise<void> => {
+  const unknown = only.filter((name) => !(services as ReadonlyArray<string>).includes(name))
+  if (unknown.length > 0) throw new Error(`unknown service(s): ${unknown.join(", ")}; expected ${services.join(", ")}`)
   for (const service of services) {
+    if (only.length > 0 && !only.includes(service)) continue
     const started = readStarted(service)
     if (isAlive(started)) {
       log(`stopping ${service} (pid ${started.pid})`)
@@ -108,7 +112,7 @@ const down = async (): Promise<void> => {
     }
     forgetStarted(service)
   }
-  fs.rmSync(envFile, { force: true })
+  if (only.length === 0) fs.rmSync(envFile, { force: true })
   log("stopped")
 }
 
@@ -122,15 +126,26 @@ const status = async (json: boolean): Promise<void> => {
   }
   row("kafka", state.kafka ? `127.0.0.1:${state.kafka.port}` : "-")
   row("postgres", state.postgres ? `127.0.0.1:${state.postgres.port}` : "-")
-  row("jaeger", state.jaeger ? `otlp http://127.0.0.1:${state.jaeger.otlpPort}, ui http://127.0.0.1:${state.jaeger.queryPort}` : "-")
+  row(
+    "jaeger",
+    state.jaeger ? `otlp http://127.0.0.1:${state.jaeger.otlpPort}, ui http://127.0.0.1:${state.jaeger.queryPort}` : "-"
+  )
   const target = clickHouseTarget()
-  rows.push({ service: "clickhouse", running: true, address: target._tag === "Server" ? target.url : `chDB ${target.path}` })
+  rows.push({
+    service: "clickhouse",
+    running: true,
+    address: target._tag === "Server" ? target.url : `chDB ${target.path}`
+  })
   if (json) {
     process.stdout.write(`${JSON.stringify(rows)}\n`)
     return
   }
   for (const r of rows) {
-    process.stdout.write(`${r.service.padEnd(11)} ${(r.running ? "running" : "stopped").padEnd(8)} ${r.address}${r.pid ? `  (pid ${r.pid})` : ""}\n`)
+    process.stdout.write(
+      `${r.service.padEnd(11)} ${(r.running ? "running" : "stopped").padEnd(8)} ${r.address}${
+        r.pid ? `  (pid ${r.pid})` : ""
+      }\n`
+    )
   }
 }
 
@@ -140,11 +155,11 @@ const main = async () => {
     case "up":
       return up()
     case "down":
-      return down()
+      return down(rest)
     case "status":
       return status(rest.includes("--json"))
     default:
-      process.stderr.write("usage: npm run stack -- up|down|status [--json]\n")
+      process.stderr.write("usage: npm run stack -- up | down [kafka|postgres|jaeger ...] | status [--json]\n")
       process.exitCode = 2
   }
 }
@@ -153,7 +168,9 @@ main().then(
   () => process.exit(),
   (error: unknown) => {
     process.stderr.write(
-      error instanceof PrerequisiteMissing ? `[stack] missing prerequisite: ${error.message}\n` : `[stack] ${error instanceof Error ? error.message : String(error)}\n`
+      error instanceof PrerequisiteMissing
+        ? `[stack] missing prerequisite: ${error.message}\n`
+        : `[stack] ${error instanceof Error ? error.message : String(error)}\n`
     )
     process.exit(1)
   }

@@ -3,7 +3,7 @@
  * chDB engine, whose data folder belongs to whichever single process opens it (the daemon, a test).
  */
 import * as path from "node:path"
-import { describeTarget, makeClient, targetFrom, type ClickHouseTarget } from "../../src/sinks/clickhouse/ClickHouse.ts"
+import { type ClickHouseTarget, describeTarget, makeClient, targetFrom } from "../../src/sinks/clickhouse/ClickHouse.ts"
 import { dirs, ensureDir } from "./layout.ts"
 
 export const clickHouseTarget = (): ClickHouseTarget => targetFrom(process.env, path.join(dirs.data, "clickhouse"))

@@ -29,7 +29,9 @@ const ensureBinary = async (log: (line: string) => void): Promise<void> => {
   requireCommand("go", "the Go toolchain (https://go.dev/doc/install, or `apt-get install golang`)")
   log(`jaeger: building github.com/jaegertracing/jaeger/cmd/jaeger@${jaegerVersion} (first run only, a few minutes)`)
   const module = ensureDir(path.join(dirs.cache, "jaeger-module"))
-  if (!fs.existsSync(path.join(module, "go.mod"))) await run("go", ["mod", "init", "sentinel.local/jaeger"], { cwd: module })
+  if (!fs.existsSync(path.join(module, "go.mod"))) {
+    await run("go", ["mod", "init", "sentinel.local/jaeger"], { cwd: module })
+  }
   await run("go", ["get", "-tool", `github.com/jaegertracing/jaeger/cmd/jaeger@${jaegerVersion}`], { cwd: module })
   const partial = `${binary}.partial`
   await run("go", ["build", "-o", partial, "github.com/jaegertracing/jaeger/cmd/jaeger"], { cwd: module })
@@ -82,7 +84,9 @@ export const startJaeger = async (
   recordStarted("jaeger", { pid, marker })
   const found = addresses(state)
   await waitUntil("jaeger", () => probeJaeger(found.query), 60_000, () => {
-    if (!isAlive({ pid, marker })) throw new Error(`jaeger exited during start; see ${path.join(dirs.logs, "jaeger.log")}`)
+    if (!isAlive({ pid, marker })) {
+      throw new Error(`jaeger exited during start; see ${path.join(dirs.logs, "jaeger.log")}`)
+    }
   })
   return { ...found, state, started: true }
 }

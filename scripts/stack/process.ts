@@ -2,7 +2,7 @@
  * Process bookkeeping for the local stack: detached children recorded by pid, so `down` stops
  * exactly what `up` started and nothing else.
  */
-import { spawn, spawnSync, type SpawnOptions } from "node:child_process"
+import { spawn, type SpawnOptions, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
@@ -143,7 +143,11 @@ export const run = (command: string, args: ReadonlyArray<string>, options: Spawn
     child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
     child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
     child.once("error", reject)
-    child.once("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} exited ${code}:\n${output.slice(-4000)}`))
+    child.once(
+      "close",
+      (code) =>
+        code === 0
+          ? resolve()
+          : reject(new Error(`${command} ${args.join(" ")} exited ${code}:\n${output.slice(-4000)}`))
     )
   })

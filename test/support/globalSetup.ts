@@ -1,7 +1,7 @@
 /**
  * Brings the local stack up once per test run (`scripts/stack.ts up`, in a child process so this
- * process never opens chDB) and down at the end, unless it was already running before the run:
- * a developer's stack is reused and left as it was. Addresses already in the environment
+ * process never opens chDB) and, at the end, stops only what this run started: a developer's
+ * running stack is reused and left as it was. Addresses already in the environment
  * (KAFKA_BROKERS, DATABASE_URL, CLICKHOUSE_URL, OTEL_EXPORTER_OTLP_ENDPOINT) are used as given.
  */
 import { execFileSync } from "node:child_process"
@@ -23,9 +23,15 @@ declare module "vitest" {
   }
 }
 
+const running = (): Set<string> =>
+  new Set(
+    (JSON.parse(stack("status", "--json")) as Array<{ service: string; running: boolean; pid?: number }>)
+      .filter((s) => s.pid !== undefined)
+      .map((s) => s.service)
+  )
+
 export default function setup(project: TestProject) {
-  const before = JSON.parse(stack("status", "--json")) as Array<{ service: string; running: boolean }>
-  const wasRunning = before.filter((s) => s.service !== "clickhouse").every((s) => s.running)
+  const before = running()
   const env = Object.fromEntries(
     stack("up")
       .split("\n")
@@ -33,7 +39,8 @@ export default function setup(project: TestProject) {
       .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)])
   )
   project.provide("stackEnv", env)
+  const startedHere = [...running()].filter((service) => !before.has(service))
   return () => {
-    if (!wasRunning) stack("down")
+    if (startedHere.length > 0) stack("down", ...startedHere)
   }
 }

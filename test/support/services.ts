@@ -2,10 +2,10 @@
  * Per-test isolation on the shared stack: unique topics, a database of its own, a chDB folder of
  * its own. Test files run in parallel processes, so nothing here may be shared between them.
  */
+import { Kafka, logLevel } from "kafkajs"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Kafka, logLevel } from "kafkajs"
 import pg from "pg"
 import { inject } from "vitest"
 
@@ -13,7 +13,8 @@ export const projectRoot = path.resolve(import.meta.dirname, "..", "..")
 
 export const stackEnv = (): Record<string, string> => inject("stackEnv")
 
-export const uniqueName = (prefix: string): string => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`
+export const uniqueName = (prefix: string): string =>
+  `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`
 
 export const kafkaFor = (clientId = uniqueName("test")) =>
   new Kafka({ clientId, brokers: stackEnv().KAFKA_BROKERS!.split(","), logLevel: logLevel.NOTHING })

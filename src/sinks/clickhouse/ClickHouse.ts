@@ -3,12 +3,18 @@
  * set, otherwise the embedded chDB engine at `CLICKHOUSE_PATH`. Both are the same
  * `@clickhouse/client` API, so nothing downstream knows which one it talks to.
  */
-import { createClient, type ClickHouseClient } from "@clickhouse/client"
+import { type ClickHouseClient, type ClickHouseClientConfigOptions, createClient } from "@clickhouse/client"
 import { createChdbConnection } from "chdb/connection"
 import { Context, Effect, Layer, type Scope } from "effect"
 
 export type ClickHouseTarget =
-  | { readonly _tag: "Server"; readonly url: string; readonly username: string; readonly password: string; readonly database: string }
+  | {
+    readonly _tag: "Server"
+    readonly url: string
+    readonly username: string
+    readonly password: string
+    readonly database: string
+  }
   | { readonly _tag: "Embedded"; readonly path: string }
 
 export class ClickHouse extends Context.Tag("sentinel/ClickHouse")<ClickHouse, ClickHouseClient>() {}
@@ -17,12 +23,12 @@ export class ClickHouse extends Context.Tag("sentinel/ClickHouse")<ClickHouse, C
 export const targetFrom = (env: Record<string, string | undefined>, defaultPath: string): ClickHouseTarget =>
   env.CLICKHOUSE_URL !== undefined && env.CLICKHOUSE_URL !== ""
     ? {
-        _tag: "Server",
-        url: env.CLICKHOUSE_URL,
-        username: env.CLICKHOUSE_USER ?? "default",
-        password: env.CLICKHOUSE_PASSWORD ?? "",
-        database: env.CLICKHOUSE_DATABASE ?? "default"
-      }
+      _tag: "Server",
+      url: env.CLICKHOUSE_URL,
+      username: env.CLICKHOUSE_USER ?? "default",
+      password: env.CLICKHOUSE_PASSWORD ?? "",
+      database: env.CLICKHOUSE_DATABASE ?? "default"
+    }
     : { _tag: "Embedded", path: env.CLICKHOUSE_PATH ?? defaultPath }
 
 export const describeTarget = (target: ClickHouseTarget): string =>
@@ -31,13 +37,20 @@ export const describeTarget = (target: ClickHouseTarget): string =>
 export const makeClient = (target: ClickHouseTarget): ClickHouseClient =>
   target._tag === "Server"
     ? createClient({
-        url: target.url,
-        username: target.username,
-        password: target.password,
-        database: target.database,
-        request_timeout: 60_000
-      })
-    : createClient({ connection: createChdbConnection({ path: target.path }) })
+      url: target.url,
+      username: target.username,
+      password: target.password,
+      database: target.database,
+      request_timeout: 60_000
+    })
+    : createClient({ connection: embedded(target.path) })
+
+/**
+ * chdb types its connection against the standalone `@clickhouse/client-common` package, which
+ * `@clickhouse/client` bundles a copy of: the shapes are the same, the declarations are not.
+ */
+const embedded = (path: string) =>
+  createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions["connection"]>
 
 export const make = (target: ClickHouseTarget): Effect.Effect<ClickHouseClient, never, Scope.Scope> =>
   Effect.acquireRelease(

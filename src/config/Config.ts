@@ -1,0 +1,162 @@
+/**
+ * Sentinel's one typed configuration, read from the environment and validated at start. A bad
+ * value stops the daemon with a line naming the variable, what it got and what it expects.
+ * Service addresses use the stack's names (KAFKA_BROKERS, DATABASE_URL, CLICKHOUSE_URL or
+ * CLICKHOUSE_PATH, OTEL_EXPORTER_OTLP_ENDPOINT); the pipeline's own settings are SENTINEL_*.
+ */
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import * as path from "node:path"
+import type { Severity } from "../contract/DetectionResult.ts"
+import { type ClickHouseTarget, targetFrom } from "../sinks/clickhouse/ClickHouse.ts"
+
+export interface Topics {
+  readonly detections: string
+  readonly metrics: string
+  readonly transactions: string
+  readonly audits: string
+}
+
+export interface SentinelSettings {
+  readonly kafka: {
+    readonly brokers: ReadonlyArray<string>
+    readonly clientId: string
+    readonly groupId: string
+    readonly topics: Topics
+    /** Partitions of the topics Sentinel creates when they are missing. */
+    readonly partitions: number
+    /** Records taken from Kafka but not yet durable, at most: the bound on the daemon's memory. */
+    readonly maxInFlight: number
+  }
+  readonly batch: {
+    readonly maxRecords: number
+    readonly maxWait: Duration.Duration
+  }
+  readonly postgres: {
+    readonly url: Redacted.Redacted
+    readonly maxConnections: number
+    readonly autoBlockSeverities: ReadonlyArray<Severity>
+  }
+  readonly clickhouse: {
+    readonly target: ClickHouseTarget
+    readonly analyticsTtlDays: number
+    readonly metricsTtlDays: number
+  }
+  readonly outbox: {
+    readonly batchSize: number
+    readonly pollInterval: Duration.Duration
+    readonly leaseDuration: Duration.Duration
+    readonly retention: Duration.Duration
+  }
+  readonly telemetry: {
+    readonly serviceName: string
+    readonly otlpEndpoint: string | undefined
+  }
+}
+
+export class Settings extends Context.Tag("sentinel/Settings")<Settings, SentinelSettings>() {}
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 })
+  )
+
+const millis = (name: string, fallback: number) => positiveInt(name, fallback).pipe(Config.map(Duration.millis))
+
+const severities = ["MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] as const
+
+const severityList = (name: string, fallback: string) =>
+  Config.string(name).pipe(
+    Config.withDefault(fallback),
+    Config.mapOrFail((raw) => {
+      const items = raw.split(",").map((s) => s.trim().toUpperCase()).filter((s) => s !== "")
+      const bad = items.filter((s) => !(severities as ReadonlyArray<string>).includes(s))
+      return bad.length === 0
+        ? Either.right(items as ReadonlyArray<Severity>)
+        : Either.left(
+          ConfigError.InvalidData(
+            [],
+            `expected a comma-separated list of ${severities.join("|")}, got ${bad.join(",")}`
+          )
+        )
+    })
+  )
+
+const optionalString = (name: string) =>
+  Config.option(Config.nonEmptyString(name)).pipe(Config.map(Option.getOrUndefined))
+
+/** The default chDB folder, beside the local stack's other data. */
+export const defaultClickHousePath = path.resolve(".sentinel", "data", "clickhouse")
+
+export const config: Config.Config<SentinelSettings> = Config.all({
+  kafka: Config.all({
+    brokers: Config.string("KAFKA_BROKERS").pipe(
+      Config.withDefault("127.0.0.1:9092"),
+      Config.map((s) => s.split(",").map((b) => b.trim()).filter((b) => b !== "")),
+      Config.validate({
+        message: "expected host:port[,host:port…]",
+        validation: (bs) => bs.length > 0 && bs.every((b) => /^[^:\s]+:\d+$/.test(b))
+      })
+    ),
+    clientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("sentinel")),
+    groupId: Config.string("SENTINEL_GROUP_ID").pipe(Config.withDefault("sentinel")),
+    topics: Config.all({
+      detections: Config.string("SENTINEL_TOPIC_DETECTIONS").pipe(Config.withDefault("fraud-detection-results")),
+      metrics: Config.string("SENTINEL_TOPIC_METRICS").pipe(Config.withDefault("performance-metrics")),
+      transactions: Config.string("SENTINEL_TOPIC_TRANSACTIONS").pipe(Config.withDefault("transaction-records")),
+      audits: Config.string("SENTINEL_TOPIC_AUDITS").pipe(Config.withDefault("audit-events"))
+    }),
+    partitions: positiveInt("SENTINEL_TOPIC_PARTITIONS", 6),
+    maxInFlight: positiveInt("SENTINEL_MAX_IN_FLIGHT", 20_000)
+  }),
+  batch: Config.all({
+    maxRecords: positiveInt("SENTINEL_BATCH_MAX_RECORDS", 2_000),
+    maxWait: millis("SENTINEL_BATCH_MAX_WAIT_MS", 200)
+  }),
+  postgres: Config.all({
+    url: Config.redacted("DATABASE_URL").pipe(
+      Config.validate({
+        message: "expected a postgres:// URL",
+        validation: (url) => /^postgres(ql)?:\/\//.test(Redacted.value(url))
+      })
+    ),
+    maxConnections: positiveInt("SENTINEL_PG_MAX_CONNECTIONS", 8),
+    autoBlockSeverities: severityList("SENTINEL_AUTO_BLOCK_SEVERITIES", "CRITICAL")
+  }),
+  clickhouse: Config.all({
+    target: Config.all({
+      CLICKHOUSE_URL: optionalString("CLICKHOUSE_URL"),
+      CLICKHOUSE_PATH: optionalString("CLICKHOUSE_PATH"),
+      CLICKHOUSE_USER: optionalString("CLICKHOUSE_USER"),
+      CLICKHOUSE_PASSWORD: optionalString("CLICKHOUSE_PASSWORD"),
+      CLICKHOUSE_DATABASE: optionalString("CLICKHOUSE_DATABASE")
+    }).pipe(Config.map((env) => targetFrom(env, defaultClickHousePath))),
+    analyticsTtlDays: positiveInt("SENTINEL_CH_ANALYTICS_TTL_DAYS", 365),
+    metricsTtlDays: positiveInt("SENTINEL_CH_METRICS_TTL_DAYS", 90)
+  }),
+  outbox: Config.all({
+    batchSize: positiveInt("SENTINEL_OUTBOX_BATCH_SIZE", 5_000),
+    pollInterval: millis("SENTINEL_OUTBOX_POLL_MS", 250),
+    leaseDuration: millis("SENTINEL_OUTBOX_LEASE_MS", 30_000),
+    retention: positiveInt("SENTINEL_OUTBOX_RETENTION_HOURS", 24).pipe(Config.map(Duration.hours))
+  }),
+  telemetry: Config.all({
+    serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("sentinel")),
+    otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT")
+  })
+})
+
+/** One line per problem, e.g. `SENTINEL_BATCH_MAX_RECORDS: expected a positive integer (got "0")`. */
+export const describeConfigError = (error: ConfigError.ConfigError): string =>
+  ConfigError.reduceWithContext(error, undefined, {
+    andCase: (_, left: Array<string>, right: Array<string>) => [...left, ...right],
+    orCase: (_, left: Array<string>, right: Array<string>) => [...left, ...right],
+    invalidDataCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    missingDataCase: (_, path, message) => [`${path.join(".")}: missing (${message})`],
+    sourceUnavailableCase: (_, path, message) => [`${path.join(".")}: ${message}`],
+    unsupportedCase: (_, path, message) => [`${path.join(".")}: ${message}`]
+  }).join("\n")
+
+export const load: Effect.Effect<SentinelSettings, ConfigError.ConfigError> = config
+
+export const layer: Layer.Layer<Settings, ConfigError.ConfigError> = Layer.effect(Settings, load)
