@@ -34,6 +34,8 @@ export interface SentinelSettings {
   readonly postgres: {
     readonly url: Redacted.Redacted
     readonly maxConnections: number
+    /** The role every session runs as (least privilege); undefined keeps the login role. */
+    readonly role: string | undefined
     readonly autoBlockSeverities: ReadonlyArray<Severity>
   }
   readonly clickhouse: {
@@ -47,6 +49,8 @@ export interface SentinelSettings {
     readonly leaseDuration: Duration.Duration
     readonly retention: Duration.Duration
   }
+  /** How long a stop may take to finish the batch in flight before it is abandoned. */
+  readonly shutdownTimeout: Duration.Duration
   readonly telemetry: {
     readonly serviceName: string
     readonly otlpEndpoint: string | undefined
@@ -121,6 +125,10 @@ export const config: Config.Config<SentinelSettings> = Config.all({
       })
     ),
     maxConnections: positiveInt("SENTINEL_PG_MAX_CONNECTIONS", 8),
+    role: Config.string("SENTINEL_PG_ROLE").pipe(
+      Config.withDefault("sentinel_writer"),
+      Config.map((role) => (role === "" ? undefined : role))
+    ),
     autoBlockSeverities: severityList("SENTINEL_AUTO_BLOCK_SEVERITIES", "CRITICAL")
   }),
   clickhouse: Config.all({
@@ -140,6 +148,7 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     leaseDuration: millis("SENTINEL_OUTBOX_LEASE_MS", 30_000),
     retention: positiveInt("SENTINEL_OUTBOX_RETENTION_HOURS", 24).pipe(Config.map(Duration.hours))
   }),
+  shutdownTimeout: millis("SENTINEL_SHUTDOWN_TIMEOUT_MS", 30_000),
   telemetry: Config.all({
     serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("sentinel")),
     otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT")

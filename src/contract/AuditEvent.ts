@@ -8,7 +8,9 @@ export const AuditEvent = Schema.Struct({
   entity_id: Schema.NonEmptyString,
   action: Schema.NonEmptyString,
   actor_id: nullAsAbsent(Schema.String),
-  details: nullAsAbsent(Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ title: "a JSON object" })),
+  details: nullAsAbsent(
+    Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({ title: "a JSON object" })
+  ),
   timestamp: nullAsAbsent(Timestamp)
 }).annotations({ identifier: "AuditEvent" })
 export type AuditEvent = typeof AuditEvent.Type

@@ -5,7 +5,7 @@
  */
 import { Data, Either, ParseResult, Schema } from "effect"
 import { AuditEvent } from "./AuditEvent.ts"
-import { DetectionResult } from "./DetectionResult.ts"
+import { DetectionResult, readDetectionResult } from "./DetectionResult.ts"
 import { PerformanceMetric } from "./PerformanceMetric.ts"
 import { TransactionRecord } from "./TransactionRecord.ts"
 
@@ -52,20 +52,38 @@ const describe = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>): strin
 
 const invalid = (message: string): DecodeFailure => new DecodeFailure({ kind: "invalid", message: clip(message) })
 
-const decoderOf = <A, I>(schema: Schema.Schema<A, I>, wrap: (value: A) => Decoded) => {
+/**
+ * A topic's decoder. `read`, when the topic has one, is its schema's hand-written hot path; anything it
+ * does not accept is decoded by the schema, so the schema alone decides what is rejected and why.
+ */
+const decoderOf = <A, I>(
+  schema: Schema.Schema<A, I>,
+  wrap: (value: A) => Decoded,
+  read?: (json: unknown) => A | undefined
+) => {
   const decodeUnknown = Schema.decodeUnknownEither(schema)
-  return (json: unknown): Either.Either<Decoded, DecodeFailure> =>
+  return (json: unknown): Either.Either<Decoded, DecodeFailure> => {
+    const quick = read?.(json)
+    if (quick !== undefined) return Either.right(wrap(quick))
     // Said here because Effect would name the whole struct type where a reader wants "an object".
-    typeof json !== "object" || json === null || Array.isArray(json)
-      ? Either.left(invalid(`expected a JSON object, got ${json === null ? "null" : Array.isArray(json) ? "an array" : `a ${typeof json}`}`))
-      : Either.mapBoth(decodeUnknown(json), {
-        onLeft: (error) => invalid(describe(ParseResult.ArrayFormatter.formatErrorSync(error))),
-        onRight: wrap
-      })
+    if (typeof json !== "object" || json === null || Array.isArray(json)) {
+      return Either.left(
+        invalid(
+          `expected a JSON object, got ${
+            json === null ? "null" : Array.isArray(json) ? "an array" : `a ${typeof json}`
+          }`
+        )
+      )
+    }
+    return Either.mapBoth(decodeUnknown(json), {
+      onLeft: (error) => invalid(describe(ParseResult.ArrayFormatter.formatErrorSync(error))),
+      onRight: wrap
+    })
+  }
 }
 
 const decoders: Record<TopicKind, (json: unknown) => Either.Either<Decoded, DecodeFailure>> = {
-  detection: decoderOf(DetectionResult, (value) => ({ _tag: "Detection", value })),
+  detection: decoderOf(DetectionResult, (value) => ({ _tag: "Detection", value }), readDetectionResult),
   metric: decoderOf(PerformanceMetric, (value) => ({ _tag: "Metric", value })),
   transaction: decoderOf(TransactionRecord, (value) => ({ _tag: "Transaction", value })),
   audit: decoderOf(AuditEvent, (value) => ({ _tag: "Audit", value }))
@@ -73,20 +91,25 @@ const decoders: Record<TopicKind, (json: unknown) => Either.Either<Decoded, Deco
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
+const notUtf8 = (where: string) =>
+  new DecodeFailure({ kind: "not_utf8", message: `the value is not valid UTF-8: ${where}` })
+
 /** Where a value stops being UTF-8; only asked once decoding has already failed, so speed does not matter. */
-const notUtf8 = (value: Buffer): DecodeFailure => {
+const whereNotUtf8 = (value: Buffer): DecodeFailure => {
   const stepwise = new TextDecoder("utf-8", { fatal: true })
-  let offset = 0
-  try {
-    for (; offset < value.length; offset++) stepwise.decode(value.subarray(offset, offset + 1), { stream: true })
-    stepwise.decode()
-  } catch {
-    // `offset` is where the decoder gave up.
+  // Where the multi-byte sequence being read began, or -1 between characters.
+  let sequenceStart = -1
+  for (let offset = 0; offset < value.length; offset++) {
+    try {
+      const text = stepwise.decode(value.subarray(offset, offset + 1), { stream: true })
+      sequenceStart = text !== "" ? -1 : sequenceStart === -1 ? offset : sequenceStart
+    } catch {
+      const start = sequenceStart === -1 ? offset : sequenceStart
+      const bytes = Array.from(value.subarray(start, offset + 1), (byte) => byte.toString(16).padStart(2, "0"))
+      return notUtf8(`bytes ${bytes.join(" ")} at offset ${start}`)
+    }
   }
-  const where = offset < value.length
-    ? `byte 0x${value[offset]!.toString(16).padStart(2, "0")} at offset ${offset}`
-    : `a multi-byte sequence cut off at the end (offset ${offset})`
-  return new DecodeFailure({ kind: "not_utf8", message: `the value is not valid UTF-8: ${where}` })
+  return notUtf8(`a multi-byte sequence cut off at the end (offset ${sequenceStart})`)
 }
 
 export const decode = (kind: TopicKind, value: Buffer | null): Either.Either<Decoded, DecodeFailure> => {
@@ -97,7 +120,7 @@ export const decode = (kind: TopicKind, value: Buffer | null): Either.Either<Dec
   try {
     text = utf8.decode(value)
   } catch {
-    return Either.left(notUtf8(value))
+    return Either.left(whereNotUtf8(value))
   }
   let json: unknown
   try {

@@ -3,7 +3,28 @@
  * detector's own (snake_case) so the writers map them one to one.
  */
 import { Schema } from "effect"
-import { absentAsNull, FraudScore, LocationCode, nullAsAbsent, ProcessingTimeMs, Timestamp } from "./Fields.ts"
+import {
+  absentAsNull,
+  attempt,
+  FraudScore,
+  LocationCode,
+  nullAsAbsent,
+  ProcessingTimeMs,
+  readAbsentAsNull,
+  readBoolean,
+  readFinite,
+  readFraudScore,
+  readLocationCode,
+  readNonEmptyString,
+  readNonNegativeInt,
+  readObject,
+  readProcessingTimeMs,
+  readString,
+  readStrings,
+  readTimestamp,
+  reject,
+  Timestamp
+} from "./Fields.ts"
 
 export const Severity = Schema.Literal("MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL").annotations({
   identifier: "Severity"
@@ -68,3 +89,81 @@ export const DetectionResult = Schema.Struct({
   correlation_id: nullAsAbsent(Schema.String)
 }).annotations({ identifier: "DetectionResult" })
 export type DetectionResult = typeof DetectionResult.Type
+
+// ---------------------------------------------------------------------------------------------------
+// The hot path: field for field the schemas above (see Fields.ts for why it exists).
+
+const readTransaction = (value: unknown): Transaction => {
+  const transaction = readObject(value)
+  return {
+    transaction_id: readNonEmptyString(transaction.transaction_id),
+    user_id: readNonEmptyString(transaction.user_id),
+    timestamp: readTimestamp(transaction.timestamp),
+    amount: readFinite(transaction.amount),
+    merchant_category: readString(transaction.merchant_category),
+    payment_method: readString(transaction.payment_method),
+    device_info: readString(transaction.device_info),
+    location_country: readLocationCode(transaction.location_country),
+    location_state: readLocationCode(transaction.location_state)
+  }
+}
+
+const readExplanation = (value: unknown): Explanation => {
+  const explanation = readObject(value)
+  return {
+    amount_vs_avg_ratio: readFinite(explanation.amount_vs_avg_ratio),
+    velocity_score: readFinite(explanation.velocity_score),
+    is_high_amount: readBoolean(explanation.is_high_amount),
+    is_unusual_hour: readBoolean(explanation.is_unusual_hour),
+    is_rapid_transaction: readBoolean(explanation.is_rapid_transaction),
+    daily_transaction_count: readNonNegativeInt(explanation.daily_transaction_count)
+  }
+}
+
+const readFeatures = (value: unknown): Features => {
+  const features = readObject(value)
+  for (const key in features) {
+    const feature = features[key]
+    if (typeof feature !== "string" && typeof feature !== "boolean") readFinite(feature)
+  }
+  // Checked in place: the parsed object is the decoded record, no copy needed.
+  return features as Features
+}
+
+const readDetectionMetadata = (value: unknown): DetectionMetadata => {
+  const metadata = readObject(value)
+  return {
+    ml_model_version: readAbsentAsNull(readString, metadata.ml_model_version),
+    ml_prediction: readAbsentAsNull(readFinite, metadata.ml_prediction),
+    ml_confidence: readAbsentAsNull(readFinite, metadata.ml_confidence),
+    business_rules_score: readAbsentAsNull(readFinite, metadata.business_rules_score),
+    features_used: readStrings(metadata.features_used),
+    model_features: readFeatures(metadata.model_features)
+  }
+}
+
+const severities: ReadonlySet<unknown> = new Set(Severity.literals)
+
+const readSeverity = (value: unknown): Severity => severities.has(value) ? value as Severity : reject()
+
+const readResult = (value: unknown): DetectionResult => {
+  const result = readObject(value)
+  const decoded: DetectionResult = {
+    transaction: readTransaction(result.transaction),
+    is_fraud: readBoolean(result.is_fraud),
+    fraud_score: readFraudScore(result.fraud_score),
+    severity: readSeverity(result.severity),
+    ml_prediction: readAbsentAsNull(readFinite, result.ml_prediction),
+    business_rules_triggered: readStrings(result.business_rules_triggered),
+    processing_time_ms: readProcessingTimeMs(result.processing_time_ms),
+    explanation: readExplanation(result.explanation),
+    features: readFeatures(result.features),
+    detection_metadata: readDetectionMetadata(result.detection_metadata)
+  }
+  return result.correlation_id === undefined || result.correlation_id === null
+    ? decoded
+    : { ...decoded, correlation_id: readString(result.correlation_id) }
+}
+
+/** What decoding with `DetectionResult` gives for a valid message, or undefined: ask the schema why not. */
+export const readDetectionResult = (json: unknown): DetectionResult | undefined => attempt(readResult, json)

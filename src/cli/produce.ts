@@ -1,0 +1,51 @@
+import { Effect } from "effect"
+import type { SentinelSettings } from "../config/Config.ts"
+import { produce } from "../produce/Producer.ts"
+import { UsageError } from "./UsageError.ts"
+
+const number = (values: Record<string, unknown>, name: string, check: (n: number) => boolean, expects: string) => {
+  const raw = values[name]
+  if (raw === undefined) return undefined
+  const parsed = Number(raw)
+  if (typeof raw !== "string" || raw.trim() === "" || !check(parsed)) {
+    throw new UsageError(`--${name} expects ${expects}, got "${String(raw)}"`)
+  }
+  return parsed
+}
+
+const share = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1
+
+/** `sentinel produce`: prints what it published, and what Sentinel must make of it, as JSON. */
+export const produceCommand = (settings: SentinelSettings, values: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const options = yield* Effect.try({
+      try: () => {
+        const count = number(values, "count", (n) => Number.isInteger(n) && n > 0, "a positive integer")
+        if (count === undefined) throw new UsageError("--count is required")
+        const rate = number(values, "rate", (n) => Number.isFinite(n) && n > 0, "a positive number")
+        const malformedShare = number(values, "malformed", share, "a share between 0 and 1")
+        const duplicateShare = number(values, "duplicates", share, "a share between 0 and 1")
+        const alertShare = number(values, "alert-share", share, "a share between 0 and 1")
+        const seed = number(values, "seed", Number.isInteger, "an integer")
+        const start = values.start === undefined ? new Date() : new Date(String(values.start))
+        if (Number.isNaN(start.getTime())) throw new UsageError(`--start expects an ISO-8601 time, got "${String(values.start)}"`)
+        return {
+          count,
+          rate,
+          start,
+          ...(malformedShare === undefined ? {} : { malformedShare }),
+          ...(duplicateShare === undefined ? {} : { duplicateShare }),
+          ...(alertShare === undefined ? {} : { alertShare }),
+          ...(seed === undefined ? {} : { seed })
+        }
+      },
+      catch: (error) => error
+    })
+    const started = Date.now()
+    const outcome = yield* produce(settings.kafka, options)
+    const seconds = (Date.now() - started) / 1000
+    process.stdout.write(
+      `${JSON.stringify({ ...outcome, seconds, perSecond: Math.round(outcome.records / seconds) })}\n`
+    )
+    return 0
+  })

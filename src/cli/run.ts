@@ -1,0 +1,65 @@
+import { PgClient } from "@effect/sql-pg"
+import { Deferred, Duration, Effect, Fiber, Layer } from "effect"
+import { type SentinelSettings, Settings } from "../config/Config.ts"
+import * as OutboxRelay from "../outbox/OutboxRelay.ts"
+import * as Pipeline from "../pipeline/Pipeline.ts"
+import * as AnalyticsWriter from "../sinks/clickhouse/AnalyticsWriter.ts"
+import * as ClickHouse from "../sinks/clickhouse/ClickHouse.ts"
+import * as AlertWriter from "../sinks/postgres/AlertWriter.ts"
+import { connectAs } from "../sinks/postgres/WriterRole.ts"
+import * as KafkaSource from "../source/KafkaSource.ts"
+import * as Tracing from "../telemetry/Tracing.ts"
+
+/** Every service of the daemon, wired here at the edge and nowhere else. */
+export const daemonLayer = (settings: SentinelSettings) => {
+  const postgres = PgClient.layer({
+    url: settings.postgres.role === undefined
+      ? settings.postgres.url
+      : connectAs(settings.postgres.url, settings.postgres.role),
+    maxConnections: settings.postgres.maxConnections,
+    applicationName: "sentinel"
+  })
+  const clickhouse = ClickHouse.layer(settings.clickhouse.target)
+  const stores = Layer.mergeAll(
+    AlertWriter.layer({ autoBlockSeverities: settings.postgres.autoBlockSeverities }),
+    AnalyticsWriter.layer(),
+    OutboxRelay.layer(settings.outbox)
+  ).pipe(Layer.provide(Layer.merge(postgres, clickhouse)))
+  return Layer.mergeAll(
+    stores,
+    KafkaSource.layer(settings.kafka),
+    Layer.succeed(Settings, settings)
+  ).pipe(
+    Layer.provide(
+      Tracing.layer({ serviceName: settings.telemetry.serviceName, endpoint: settings.telemetry.otlpEndpoint })
+    )
+  )
+}
+
+/**
+ * `sentinel run`: consumes until SIGTERM or SIGINT, then stops taking records, finishes and commits
+ * the batch in flight, lets the relay finish its claimed batch, closes every connection and exits 0.
+ * Past `SENTINEL_SHUTDOWN_TIMEOUT_MS` the work in flight is abandoned uncommitted (it is redone,
+ * idempotently, on the next start).
+ */
+export const runDaemon = (settings: SentinelSettings) =>
+  Effect.gen(function*() {
+    const stop = yield* Deferred.make<void>()
+    const requestStop = (signal: NodeJS.Signals) => {
+      Effect.runFork(Effect.logInfo(`${signal} received: finishing the batch in flight`))
+      Effect.runFork(Deferred.succeed(stop, undefined))
+    }
+    process.once("SIGTERM", requestStop)
+    process.once("SIGINT", requestStop)
+
+    const relay = yield* OutboxRelay.OutboxRelay
+    const relayFiber = yield* Effect.fork(relay.run(stop))
+    yield* Effect.logInfo("sentinel running")
+    const deadline = Deferred.await(stop).pipe(Effect.zipRight(Effect.sleep(settings.shutdownTimeout)))
+    yield* Pipeline.run(stop).pipe(Effect.raceFirst(deadline))
+    yield* Fiber.join(relayFiber).pipe(Effect.raceFirst(Effect.sleep(settings.shutdownTimeout)))
+    yield* Effect.logInfo("sentinel stopped").pipe(
+      Effect.annotateLogs({ shutdownTimeoutMs: Duration.toMillis(settings.shutdownTimeout) })
+    )
+    return 0
+  }).pipe(Effect.scoped, Effect.provide(daemonLayer(settings)))

@@ -1,0 +1,278 @@
+/**
+ * Copies alerts from the PostgreSQL outbox into ClickHouse `alerts`, exactly once.
+ *
+ * A claim stamps a new `claim_id` on up to `batchSize` pending rows in one statement (`FOR UPDATE
+ * SKIP LOCKED`, in id order), so concurrent relays take disjoint work. The rows are inserted with an
+ * `insert_deduplication_token` computed from their ids alone, and marked published only after the
+ * insert succeeded. A relay that dies in between leaves its claim to expire; the next claimer takes
+ * over that claim whole — same rows, same token — before claiming anything new, so ClickHouse drops
+ * the repeated insert if the first one had landed.
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Context, Data, Deferred, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { createHash } from "node:crypto"
+import { Readable } from "node:stream"
+import { ClickHouse } from "../sinks/clickhouse/ClickHouse.ts"
+import { classify as classifyClickHouseError } from "../sinks/clickhouse/ClickHouseError.ts"
+import { type Classification, classifyPostgresError } from "../sinks/postgres/PostgresError.ts"
+
+export interface OutboxRow {
+  /** bigserial, kept as a decimal string. */
+  readonly id: string
+  /** The ClickHouse `alerts` row less outbox_id, trace_id and relayed_at. */
+  readonly payload: Readonly<Record<string, unknown>>
+  readonly traceparent: string | null
+}
+
+export interface OutboxClaim {
+  readonly claimId: string
+  /** In id order. */
+  readonly rows: ReadonlyArray<OutboxRow>
+  /** Depends only on the claimed rows, so every attempt at this claim carries the same token. */
+  readonly token: string
+}
+
+export interface OutboxBacklog {
+  /** Rows not yet published. */
+  readonly pending: number
+  /** Age of the oldest of them. */
+  readonly oldest: Option.Option<Duration.Duration>
+}
+
+export class OutboxRelayError extends Data.TaggedError("OutboxRelayError")<{
+  readonly step: "claim" | "deliver" | "acknowledge" | "prune" | "backlog"
+  readonly classification: Classification
+  readonly message: string
+  readonly cause: unknown
+}> {}
+
+export interface OutboxRelayService {
+  /** Takes over the oldest expired claim, or else claims new rows; none when there is nothing to relay. */
+  readonly claim: Effect.Effect<Option.Option<OutboxClaim>, OutboxRelayError>
+  /** Inserts the claim's rows into ClickHouse `alerts`; a repeat of the same claim is dropped there. */
+  readonly deliver: (claim: OutboxClaim) => Effect.Effect<void, OutboxRelayError>
+  /** Marks the claim's rows published. */
+  readonly acknowledge: (claim: OutboxClaim) => Effect.Effect<void, OutboxRelayError>
+  /** claim → deliver → acknowledge; the number of rows relayed. */
+  readonly relayOnce: Effect.Effect<number, OutboxRelayError>
+  /**
+   * Relays until `stop` completes, retrying transient failures with backoff and pruning now and then;
+   * a claim in flight when `stop` completes is finished first. Fails on a permanent failure.
+   */
+  readonly run: (stop: Deferred.Deferred<void>) => Effect.Effect<void, OutboxRelayError>
+  /** Deletes rows published longer than `retention` ago; the number deleted. */
+  readonly prune: Effect.Effect<number, OutboxRelayError>
+  readonly backlog: Effect.Effect<OutboxBacklog, OutboxRelayError>
+}
+
+export class OutboxRelay extends Context.Tag("sentinel/OutboxRelay")<OutboxRelay, OutboxRelayService>() {}
+
+export interface OutboxRelayConfig {
+  /** Rows per claim, i.e. per ClickHouse insert. Default 5,000. */
+  readonly batchSize?: number
+  /** Wait before looking again after a claim that was not full. Default 250 ms. */
+  readonly pollInterval?: Duration.DurationInput
+  /** How long a claim is its relay's alone; must comfortably exceed one insert. Default 30 s. */
+  readonly leaseDuration?: Duration.DurationInput
+  /** How long published rows are kept. Default 24 h. */
+  readonly retention?: Duration.DurationInput
+  /** How often `run` prunes. Default 1 min. */
+  readonly pruneInterval?: Duration.DurationInput
+}
+
+/** The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), or "" without one. */
+const traceIdOf = (traceparent: string | null): string => {
+  const traceId = traceparent?.split("-")[1]
+  return traceId !== undefined && /^[0-9a-f]{32}$/.test(traceId) ? traceId : ""
+}
+
+const postgresFailure = (step: OutboxRelayError["step"]) => (error: SqlError): OutboxRelayError => {
+  const cause: { readonly code?: unknown; readonly errno?: unknown } =
+    typeof error.cause === "object" && error.cause !== null ? error.cause : {}
+  return new OutboxRelayError({
+    step,
+    classification: classifyPostgresError(cause),
+    message: error.cause instanceof Error ? error.cause.message : error.message,
+    cause: error
+  })
+}
+
+const isTransient = (error: OutboxRelayError): boolean => error.classification === "transient"
+
+// From 100 ms doubling up to 30 s between attempts, jittered so restarted relays do not retry in step.
+const backoff = Schedule.exponential("100 millis").pipe(
+  Schedule.union(Schedule.spaced("30 seconds")),
+  Schedule.jittered
+)
+
+export const make = (
+  config: OutboxRelayConfig = {}
+): Effect.Effect<OutboxRelayService, never, SqlClient.SqlClient | ClickHouse> =>
+  Effect.gen(function*() {
+    // Column names below are the schema's own; a client configured to rename them must not.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const clickhouse = yield* ClickHouse
+    const batchSize = config.batchSize ?? 5_000
+    const pollInterval = Duration.decode(config.pollInterval ?? "250 millis")
+    const leaseSeconds = Duration.toSeconds(config.leaseDuration ?? "30 seconds")
+    const retentionSeconds = Duration.toSeconds(config.retention ?? "24 hours")
+    const pruneInterval = Duration.decode(config.pruneInterval ?? "1 minute")
+
+    type Claimed = OutboxRow & { readonly claim_id: string }
+
+    // Only the claim's first row is eligible, and it is locked: two relays can never split one claim.
+    const takeOverExpired = sql<Claimed>`
+      WITH expired AS (
+        SELECT o.claim_id
+        FROM outbox o
+        WHERE o.published_at IS NULL AND o.claim_id IS NOT NULL AND o.claim_expires_at < now()
+          AND NOT EXISTS (
+            SELECT 1 FROM outbox p WHERE p.claim_id = o.claim_id AND p.published_at IS NULL AND p.id < o.id)
+        ORDER BY o.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE outbox o
+      SET claim_expires_at = now() + make_interval(secs => ${leaseSeconds}), claim_attempts = o.claim_attempts + 1
+      FROM expired
+      WHERE o.claim_id = expired.claim_id AND o.published_at IS NULL
+      RETURNING o.id, o.claim_id, o.payload, o.traceparent`
+
+    const claimNew = sql<Claimed>`
+      WITH picked AS (
+        SELECT id FROM outbox
+        WHERE published_at IS NULL AND claim_id IS NULL
+        ORDER BY id
+        LIMIT ${batchSize}
+        FOR UPDATE SKIP LOCKED
+      ), stamp AS (SELECT gen_random_uuid() AS claim_id)
+      UPDATE outbox o
+      SET claim_id = stamp.claim_id, claimed_at = now(),
+          claim_expires_at = now() + make_interval(secs => ${leaseSeconds}), claim_attempts = 1
+      FROM picked, stamp
+      WHERE o.id = picked.id
+      RETURNING o.id, o.claim_id, o.payload, o.traceparent`
+
+    const toClaim = (claimed: ReadonlyArray<Claimed>): Option.Option<OutboxClaim> => {
+      if (claimed.length === 0) return Option.none()
+      const rows = [...claimed].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1))
+      const ids = rows.map((row) => row.id).join(",")
+      return Option.some({
+        claimId: rows[0]!.claim_id,
+        rows: rows.map(({ id, payload, traceparent }) => ({ id, payload, traceparent })),
+        token: `outbox:${createHash("sha256").update(ids).digest("hex")}`
+      })
+    }
+
+    const claim = takeOverExpired.pipe(
+      Effect.flatMap((expired) => (expired.length > 0 ? Effect.succeed(expired) : claimNew)),
+      Effect.map(toClaim),
+      Effect.mapError(postgresFailure("claim")),
+      Effect.withSpan("OutboxRelay.claim")
+    )
+
+    const deliver = (claim: OutboxClaim) =>
+      Effect.tryPromise({
+        try: async () => {
+          const body = claim.rows
+            .map((row) => JSON.stringify({ ...row.payload, outbox_id: row.id, trace_id: traceIdOf(row.traceparent) }))
+            .join("\n")
+          // The token goes into the statement, not into clickhouse_settings: through chdb/connection a
+          // setting is SET on the shared session and would stick to the next insert of anyone in the
+          // process. It is "outbox:" and hex digits, nothing from the data.
+          const result = await clickhouse.exec({
+            query: `INSERT INTO alerts SETTINGS insert_deduplicate = 1, insert_deduplication_token = '${claim.token}'
+                    FORMAT JSONEachRow`,
+            values: Readable.from([body])
+          })
+          result.stream.destroy()
+        },
+        catch: (cause) =>
+          new OutboxRelayError({
+            step: "deliver",
+            classification: classifyClickHouseError(cause),
+            message: cause instanceof Error ? cause.message : String(cause),
+            cause
+          })
+      }).pipe(Effect.withSpan("OutboxRelay.deliver", { attributes: { rows: claim.rows.length, claim: claim.claimId } }))
+
+    const acknowledge = (claim: OutboxClaim) =>
+      sql`UPDATE outbox SET published_at = now() WHERE claim_id = ${claim.claimId} AND published_at IS NULL`.pipe(
+        Effect.asVoid,
+        Effect.mapError(postgresFailure("acknowledge")),
+        Effect.withSpan("OutboxRelay.acknowledge")
+      )
+
+    // After a failed insert the claim is offered again at once (to this relay's next claim, or any
+    // other's) instead of waiting out its lease; it is re-sent whole with the same token either way.
+    const release = (claim: OutboxClaim) =>
+      sql`UPDATE outbox SET claim_expires_at = now() WHERE claim_id = ${claim.claimId} AND published_at IS NULL`.pipe(
+        Effect.ignore
+      )
+
+    const relayOnce = claim.pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.succeed(0),
+        onSome: (claimed) =>
+          deliver(claimed).pipe(
+            Effect.tapError(() => release(claimed)),
+            Effect.zipRight(acknowledge(claimed)),
+            Effect.as(claimed.rows.length)
+          )
+      })),
+      Effect.withSpan("OutboxRelay.relayOnce")
+    )
+
+    const prune = sql<{ deleted: number }>`
+      WITH deleted AS (
+        DELETE FROM outbox
+        WHERE published_at < now() - make_interval(secs => ${retentionSeconds})
+        RETURNING 1
+      )
+      SELECT count(*)::int AS deleted FROM deleted`.pipe(
+      Effect.map((rows) => rows[0]!.deleted),
+      Effect.mapError(postgresFailure("prune")),
+      Effect.withSpan("OutboxRelay.prune")
+    )
+
+    const backlog = sql<{ pending: number; oldest_ms: number | null }>`
+      SELECT count(*)::int AS pending,
+             (extract(epoch FROM now() - min(created_at)) * 1000)::float8 AS oldest_ms
+      FROM outbox
+      WHERE published_at IS NULL`.pipe(
+      Effect.map(([row]) => ({
+        pending: row!.pending,
+        oldest: Option.map(Option.fromNullable(row!.oldest_ms), Duration.millis)
+      })),
+      Effect.mapError(postgresFailure("backlog"))
+    )
+
+    const retryTransient = <A>(effect: Effect.Effect<A, OutboxRelayError>) =>
+      effect.pipe(
+        Effect.tapError((error) => Effect.logWarning(`outbox relay: ${error.step} failed, retrying`, error)),
+        Effect.retry({ schedule: backoff, while: isTransient })
+      )
+
+    const run = (stop: Deferred.Deferred<void>) => {
+      const relayLoop = retryTransient(relayOnce).pipe(
+        // A full claim means more is waiting: go straight on.
+        Effect.flatMap((moved) =>
+          moved < batchSize ? Effect.raceFirst(Effect.sleep(pollInterval), Deferred.await(stop)) : Effect.void
+        ),
+        Effect.zipRight(Deferred.isDone(stop)),
+        Effect.repeat({ until: (stopped) => stopped })
+      )
+      const pruneLoop = retryTransient(prune).pipe(Effect.zipRight(Effect.sleep(pruneInterval)), Effect.forever)
+      return Effect.all([relayLoop, Effect.raceFirst(pruneLoop, Deferred.await(stop))], {
+        concurrency: "unbounded",
+        discard: true
+      }).pipe(Effect.withSpan("OutboxRelay.run"))
+    }
+
+    return { claim, deliver, acknowledge, relayOnce, run, prune, backlog }
+  })
+
+export const layer = (
+  config: OutboxRelayConfig = {}
+): Layer.Layer<OutboxRelay, never, SqlClient.SqlClient | ClickHouse> => Layer.effect(OutboxRelay, make(config))

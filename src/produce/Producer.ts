@@ -1,0 +1,80 @@
+/**
+ * Publishes a plan of detector output (src/produce/DetectorOutput.ts) to Sentinel's topics, at full
+ * speed or at a steady rate: what `sentinel produce` runs for the tests, the demo and the benchmark.
+ */
+import { Effect } from "effect"
+import { CompressionTypes, type Message } from "kafkajs"
+import type { SentinelSettings } from "../config/Config.ts"
+import type { TopicKind } from "../contract/Decode.ts"
+import { ensureTopics, kafkaClient, KafkaError, topicList } from "../source/KafkaSource.ts"
+import { plan, type PlanOptions, type PlanTally, tally } from "./DetectorOutput.ts"
+
+export interface ProduceOptions extends PlanOptions {
+  /** Records per second; unlimited when undefined. */
+  readonly rate?: number | undefined
+  /** Called after each send with the number of records published so far. */
+  readonly onProgress?: (sent: number) => void
+}
+
+const sendSize = 1000
+
+export const produce = (
+  kafka: SentinelSettings["kafka"],
+  options: ProduceOptions
+): Effect.Effect<PlanTally, KafkaError> =>
+  Effect.gen(function*() {
+    const client = kafkaClient(kafka)
+    yield* ensureTopics(client, topicList(kafka), kafka.partitions)
+    const topicOf: Record<TopicKind, string> = {
+      detection: kafka.topics.detections,
+      metric: kafka.topics.metrics,
+      transaction: kafka.topics.transactions,
+      audit: kafka.topics.audits
+    }
+    return yield* Effect.tryPromise({
+      try: async () => {
+        const producer = client.producer({ allowAutoTopicCreation: false })
+        await producer.connect()
+        try {
+          const planned = []
+          const pending = new Map<string, Array<Message>>()
+          let sent = 0
+          let queued = 0
+          const started = Date.now()
+          const flush = async () => {
+            await producer.sendBatch({
+              acks: -1,
+              compression: CompressionTypes.None,
+              topicMessages: [...pending].map(([topic, messages]) => ({ topic, messages }))
+            })
+            sent += queued
+            queued = 0
+            pending.clear()
+            options.onProgress?.(sent)
+            if (options.rate !== undefined) {
+              const due = started + (sent / options.rate) * 1000
+              const wait = due - Date.now()
+              if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+            }
+          }
+          // At a fixed rate, send small bursts so the records' timestamps are spread evenly.
+          const burst = options.rate === undefined
+            ? sendSize
+            : Math.max(1, Math.min(sendSize, Math.round(options.rate / 20)))
+          for (const message of plan(options)) {
+            planned.push(message.expected)
+            const topic = topicOf[message.topic]
+            const list = pending.get(topic) ?? []
+            list.push({ key: message.key, value: message.value, headers: { ...message.headers } })
+            pending.set(topic, list)
+            if (++queued >= burst) await flush()
+          }
+          if (queued > 0) await flush()
+          return tally(planned.map((expected) => ({ expected })) as never)
+        } finally {
+          await producer.disconnect()
+        }
+      },
+      catch: (cause) => new KafkaError({ operation: "produce", cause })
+    })
+  })

@@ -1,0 +1,217 @@
+/**
+ * Applies the versioned DDL in `clickhouse/` (`0001_name.sql`, …) in order and records each applied
+ * file in `schema_migrations`. Every statement is written to be re-runnable (`IF NOT EXISTS`), so a
+ * run interrupted half-way through a file is finished by the next run, and a second run is a no-op.
+ *
+ * DDL cannot bind parameters, so the only values ever put into the SQL text are the `{{name}}`
+ * placeholders below, each a validated positive integer; any other placeholder is an error.
+ */
+import type { ClickHouseClient } from "@clickhouse/client"
+import { Effect, Either } from "effect"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { ClickHouseMigrationError, migrationError } from "./ClickHouseError.ts"
+
+export interface MigrationOptions {
+  /** Days analytics rows (transactions, detections, features, alerts, rollups) are kept. Default 365. */
+  readonly analyticsTtlDays?: number
+  /** Days performance metrics are kept. Default 90. */
+  readonly metricsTtlDays?: number
+  /** Folder of the `NNNN_name.sql` files. Default: the project's `clickhouse/`. */
+  readonly directory?: string
+}
+
+export interface MigrationReport {
+  readonly applied: ReadonlyArray<string>
+  readonly alreadyApplied: ReadonlyArray<string>
+}
+
+export const defaultDirectory = path.resolve(import.meta.dirname, "..", "..", "..", "clickhouse")
+
+const migrationsTable = "schema_migrations"
+
+const fileName = /^(\d{4})_[a-z0-9_]+\.sql$/
+
+interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly checksum: string
+  readonly template: string
+}
+
+/** The placeholder values, validated: each must be a positive safe integer. */
+export const placeholderValues = (
+  options: MigrationOptions
+): Effect.Effect<ReadonlyMap<string, string>, ClickHouseMigrationError> => {
+  const values = { analyticsTtlDays: options.analyticsTtlDays ?? 365, metricsTtlDays: options.metricsTtlDays ?? 90 }
+  const invalid = Object.entries(values).filter(([, value]) => !(Number.isSafeInteger(value) && value > 0))
+  return invalid.length === 0
+    ? Effect.succeed(new Map(Object.entries(values).map(([name, value]) => [name, String(value)])))
+    : Effect.fail(
+      new ClickHouseMigrationError({
+        migration: undefined,
+        classification: "permanent",
+        message: invalid.map(([name, value]) => `${name} must be a positive integer, got ${String(value)}`).join("; ")
+      })
+    )
+}
+
+/** Replaces every `{{name}}`; a name without a value is an error rather than SQL with a hole in it. */
+export const render = (template: string, values: ReadonlyMap<string, string>): Either.Either<string, string> => {
+  const unknown = new Set<string>()
+  const sql = template.replace(/\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g, (_, name: string) => {
+    const value = values.get(name)
+    if (value === undefined) unknown.add(name)
+    return value ?? ""
+  })
+  return unknown.size === 0 ? Either.right(sql) : Either.left(`unknown placeholder {{${[...unknown].join("}}, {{")}}}`)
+}
+
+/**
+ * Splits a file into statements at the `;` that end them — not at one inside a string, a quoted
+ * identifier or a comment. Pieces holding nothing but comments and blanks are dropped.
+ */
+export const splitStatements = (sql: string): ReadonlyArray<string> => {
+  const statements: Array<string> = []
+  let start = 0
+  let hasCode = false
+  let i = 0
+  const closeQuote = (quote: string) => {
+    for (i++; i < sql.length; i++) {
+      if (sql[i] === "\\") i++
+      else if (sql[i] === quote) {
+        if (sql[i + 1] === quote) i++
+        else return
+      }
+    }
+  }
+  for (; i < sql.length; i++) {
+    const char = sql[i]!
+    if (char === "-" && sql[i + 1] === "-") {
+      const end = sql.indexOf("\n", i)
+      i = end === -1 ? sql.length : end
+    } else if (char === "/" && sql[i + 1] === "*") {
+      const end = sql.indexOf("*/", i + 2)
+      i = end === -1 ? sql.length : end + 1
+    } else if (char === "'" || char === "\"" || char === "`") {
+      hasCode = true
+      closeQuote(char)
+    } else if (char === ";") {
+      if (hasCode) statements.push(sql.slice(start, i).trim())
+      start = i + 1
+      hasCode = false
+    } else if (!/\s/.test(char)) {
+      hasCode = true
+    }
+  }
+  if (hasCode) statements.push(sql.slice(start).trim())
+  return statements
+}
+
+const readMigrations = (directory: string): Effect.Effect<ReadonlyArray<Migration>, ClickHouseMigrationError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const names = (await fs.readdir(directory)).filter((name) => name.endsWith(".sql")).sort()
+      const misnamed = names.filter((name) => !fileName.test(name))
+      if (misnamed.length > 0) throw new Error(`not named NNNN_name.sql: ${misnamed.join(", ")}`)
+      const migrations = await Promise.all(
+        names.map(async (name): Promise<Migration> => {
+          const template = await fs.readFile(path.join(directory, name), "utf8")
+          return {
+            version: Number(fileName.exec(name)![1]),
+            name,
+            checksum: createHash("sha256").update(template).digest("hex"),
+            template
+          }
+        })
+      )
+      const versions = migrations.map((migration) => migration.version)
+      if (new Set(versions).size !== versions.length) throw new Error(`two migrations share a version in ${directory}`)
+      return migrations
+    },
+    catch: (cause) => migrationError(undefined, cause)
+  })
+
+interface AppliedRow {
+  readonly version: number
+  readonly name: string
+  readonly checksum: string
+}
+
+const appliedMigrations = (client: ClickHouseClient) =>
+  Effect.tryPromise({
+    try: async () => {
+      await client.command({
+        query: `CREATE TABLE IF NOT EXISTS ${migrationsTable} (
+          version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+        ) ENGINE = MergeTree ORDER BY version
+        SETTINGS non_replicated_deduplication_window = 1000`
+      })
+      const result = await client.query({
+        query: `SELECT version, any(name) AS name, any(checksum) AS checksum FROM ${migrationsTable} GROUP BY version`,
+        format: "JSONEachRow"
+      })
+      return new Map((await result.json<AppliedRow>()).map((row) => [row.version, row]))
+    },
+    catch: (cause) => migrationError(undefined, cause)
+  })
+
+const apply = (client: ClickHouseClient, migration: Migration, values: ReadonlyMap<string, string>) =>
+  Effect.gen(function*() {
+    const sql = yield* Effect.mapError(
+      render(migration.template, values),
+      (message) => new ClickHouseMigrationError({ migration: migration.name, classification: "permanent", message })
+    )
+    for (const statement of splitStatements(sql)) {
+      yield* Effect.tryPromise({
+        try: () => client.command({ query: statement }),
+        catch: (cause) => migrationError(migration.name, cause)
+      })
+    }
+    yield* Effect.tryPromise({
+      try: () =>
+        client.insert({
+          table: migrationsTable,
+          values: [{ version: migration.version, name: migration.name, checksum: migration.checksum }],
+          format: "JSONEachRow",
+          // Two runs racing each other record a version once.
+          clickhouse_settings: { insert_deduplication_token: `${migrationsTable}:${migration.version}` }
+        }),
+      catch: (cause) => migrationError(migration.name, cause)
+    })
+  }).pipe(Effect.withSpan("ClickHouse.migrate", { attributes: { migration: migration.name } }))
+
+/**
+ * Brings the schema up to date. Fails without touching anything when an option is invalid, and
+ * refuses to continue when an applied file was edited afterwards (its checksum changed): a new
+ * change needs a new file.
+ *
+ * From a plain script: `await Effect.runPromise(migrateClickHouse(client, options))`.
+ */
+export const migrateClickHouse = (
+  client: ClickHouseClient,
+  options: MigrationOptions = {}
+): Effect.Effect<MigrationReport, ClickHouseMigrationError> =>
+  Effect.gen(function*() {
+    const values = yield* placeholderValues(options)
+    const migrations = yield* readMigrations(options.directory ?? defaultDirectory)
+    const applied = yield* appliedMigrations(client)
+    const report = { applied: [] as Array<string>, alreadyApplied: [] as Array<string> }
+    for (const migration of migrations) {
+      const previous = applied.get(migration.version)
+      if (previous === undefined) {
+        yield* apply(client, migration, values)
+        report.applied.push(migration.name)
+      } else if (previous.checksum !== migration.checksum) {
+        return yield* new ClickHouseMigrationError({
+          migration: migration.name,
+          classification: "permanent",
+          message: `${migration.name} changed after it was applied as ${previous.name}; add a new migration instead`
+        })
+      } else {
+        report.alreadyApplied.push(migration.name)
+      }
+    }
+    return report
+  })

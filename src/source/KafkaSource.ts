@@ -1,0 +1,168 @@
+/**
+ * The source stage: a kafkajs consumer group over Sentinel's topics, exposed as an Effect stream of
+ * records with their Kafka coordinates, plus the offset commit the pipeline calls once a batch is
+ * durable.
+ *
+ * Back-pressure: records wait in a bounded queue (`maxInFlight`). When the sinks stall, the queue
+ * fills, the kafkajs batch handler waits (heart-beating so the group keeps us) and kafkajs stops
+ * fetching — memory stays bounded and Kafka keeps the backlog.
+ *
+ * Rebalances: kafkajs has no revoke callback; it waits for the running batch handler before it
+ * rejoins. The handler stops handing over records as soon as its batch is stale, and a commit for
+ * a partition we no longer own is skipped, so a revoked partition's in-flight records are either
+ * written and committed, or written idempotently and left uncommitted for the new owner to redo.
+ */
+import { Context, Data, Effect, Layer, Queue, Runtime, type Scope, Stream } from "effect"
+import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel } from "kafkajs"
+import type { SentinelSettings } from "../config/Config.ts"
+import type { KafkaRecord } from "./KafkaRecord.ts"
+
+export class KafkaError extends Data.TaggedError("KafkaError")<{
+  readonly operation: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `kafka ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+export interface CommitPoint {
+  readonly topic: string
+  readonly partition: number
+  /** The next offset to read: one past the last durable record. */
+  readonly offset: string
+}
+
+export interface KafkaSource {
+  readonly records: Stream.Stream<KafkaRecord>
+  readonly commit: (points: ReadonlyArray<CommitPoint>) => Effect.Effect<void, KafkaError>
+  /** Partitions this member owns in the current generation. */
+  readonly assigned: Effect.Effect<ReadonlyArray<{ topic: string; partitions: ReadonlyArray<number> }>>
+}
+
+export class Source extends Context.Tag("sentinel/Source")<Source, KafkaSource>() {}
+
+export type SourceConfig = SentinelSettings["kafka"]
+
+export const kafkaClient = (config: Pick<SourceConfig, "brokers" | "clientId">): Kafka =>
+  new Kafka({ clientId: config.clientId, brokers: [...config.brokers], logLevel: logLevel.WARN })
+
+export const topicList = (config: Pick<SourceConfig, "topics">): ReadonlyArray<string> => Object.values(config.topics)
+
+/** Sentinel creates its topics (broker-side auto-creation is off); existing ones are left as they are. */
+export const ensureTopics = (kafka: Kafka, topics: ReadonlyArray<string>, partitions: number) =>
+  Effect.tryPromise({
+    try: async () => {
+      const admin = kafka.admin()
+      await admin.connect()
+      try {
+        const existing = new Set(await admin.listTopics())
+        const missing = topics.filter((topic) => !existing.has(topic))
+        if (missing.length > 0) {
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: missing.map((topic) => ({ topic, numPartitions: partitions }))
+          })
+        }
+        return missing
+      } finally {
+        await admin.disconnect()
+      }
+    },
+    catch: (cause) => new KafkaError({ operation: "create topics", cause })
+  })
+
+const headerValues = (headers: IHeaders | undefined): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const last = Array.isArray(value) ? value[value.length - 1] : value
+    if (last !== undefined) out[name] = last.toString()
+  }
+  return out
+}
+
+const toRecord = (topic: string, partition: number, message: KafkaMessage): KafkaRecord => ({
+  topic,
+  partition,
+  offset: message.offset,
+  timestamp: Number(message.timestamp),
+  key: message.key === null ? null : message.key.toString(),
+  headers: headerValues(message.headers),
+  value: message.value
+})
+
+/** How long a batch handler waits for queue space before it heart-beats again. */
+const heartbeatEveryMs = 2_000
+/** Records handed to the queue at a time, so a stale batch stops early. */
+const handOverSlice = 500
+
+export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const kafka = kafkaClient(config)
+    const topics = topicList(config)
+    yield* ensureTopics(kafka, topics, config.partitions)
+
+    const queue = yield* Effect.acquireRelease(Queue.bounded<KafkaRecord>(config.maxInFlight), Queue.shutdown)
+    const runtime = yield* Effect.runtime<never>()
+    const offer = (records: ReadonlyArray<KafkaRecord>) => Runtime.runPromise(runtime)(Queue.offerAll(queue, records))
+    let assignment: ReadonlyArray<{ topic: string; partitions: ReadonlyArray<number> }> = []
+
+    const consumer: Consumer = kafka.consumer({
+      groupId: config.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      maxWaitTimeInMs: 250
+    })
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      assignment = Object.entries(event.payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions }))
+    })
+
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          await consumer.connect()
+          await consumer.subscribe({ topics: [...topics], fromBeginning: true })
+          await consumer.run({
+            autoCommit: false,
+            eachBatchAutoResolve: false,
+            partitionsConsumedConcurrently: 2,
+            eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+              for (let i = 0; i < batch.messages.length; i += handOverSlice) {
+                if (!isRunning() || isStale()) return
+                const slice = batch.messages.slice(i, i + handOverSlice)
+                const handedOver = offer(slice.map((message) => toRecord(batch.topic, batch.partition, message)))
+                let done = false
+                void handedOver.then(() => (done = true), () => (done = true))
+                while (!done) {
+                  await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, heartbeatEveryMs))])
+                  if (!done) await heartbeat()
+                }
+                await handedOver
+                resolveOffset(slice[slice.length - 1]!.offset)
+              }
+            }
+          })
+        },
+        catch: (cause) => new KafkaError({ operation: "connect", cause })
+      }),
+      () => Effect.promise(() => consumer.disconnect().catch(() => undefined))
+    )
+
+    const owned = (point: CommitPoint) =>
+      assignment.some((a) => a.topic === point.topic && a.partitions.includes(point.partition))
+
+    return {
+      records: Stream.fromQueue(queue, { maxChunkSize: 4096 }),
+      commit: (points) => {
+        const mine = points.filter(owned)
+        return mine.length === 0 ? Effect.void : Effect.tryPromise({
+          try: () => consumer.commitOffsets([...mine]),
+          catch: (cause) => new KafkaError({ operation: "commit", cause })
+        })
+      },
+      assigned: Effect.sync(() => assignment)
+    }
+  })
+
+export const layer = (config: SourceConfig): Layer.Layer<Source, KafkaError> => Layer.scoped(Source, make(config))

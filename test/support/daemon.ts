@@ -1,0 +1,182 @@
+/**
+ * Sentinel as a user runs it: the `sentinel` command in a child process, configured only through
+ * its environment, on topics, a consumer group, a database and a chDB folder of the test's own.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as path from "node:path"
+import { promisify } from "node:util"
+import pg from "pg"
+import type { PlanTally } from "../../src/produce/DetectorOutput.ts"
+import { freshClickHousePath, freshDatabase, kafkaFor, projectRoot, stackEnv, uniqueName } from "./services.ts"
+
+const bin = path.join(projectRoot, "bin", "sentinel.js")
+
+export interface Deployment {
+  readonly env: Record<string, string>
+  readonly topics: ReadonlyArray<string>
+  readonly groupId: string
+  readonly databaseUrl: string
+  readonly clickhousePath: string
+  readonly drop: () => Promise<void>
+}
+
+export const freshDeployment = async (overrides: Record<string, string> = {}): Promise<Deployment> => {
+  const stack = stackEnv()
+  const database = await freshDatabase()
+  const clickhousePath = freshClickHousePath()
+  const prefix = uniqueName("s")
+  const groupId = `${prefix}-group`
+  const topicEnv = {
+    SENTINEL_TOPIC_DETECTIONS: `${prefix}-fraud-detection-results`,
+    SENTINEL_TOPIC_METRICS: `${prefix}-performance-metrics`,
+    SENTINEL_TOPIC_TRANSACTIONS: `${prefix}-transaction-records`,
+    SENTINEL_TOPIC_AUDITS: `${prefix}-audit-events`
+  }
+  const env: Record<string, string> = {
+    KAFKA_BROKERS: stack.KAFKA_BROKERS!,
+    DATABASE_URL: database.url,
+    CLICKHOUSE_PATH: clickhousePath,
+    SENTINEL_GROUP_ID: groupId,
+    SENTINEL_LOG_LEVEL: "info",
+    ...(stack.OTEL_EXPORTER_OTLP_ENDPOINT === undefined
+      ? {}
+      : { OTEL_EXPORTER_OTLP_ENDPOINT: stack.OTEL_EXPORTER_OTLP_ENDPOINT }),
+    ...topicEnv,
+    ...overrides
+  }
+  return {
+    env,
+    topics: Object.values(topicEnv),
+    groupId,
+    databaseUrl: database.url,
+    clickhousePath,
+    drop: database.drop
+  }
+}
+
+const childEnv = (env: Record<string, string>) => {
+  // The parent's stack variables must not leak in: the deployment's own settings are the whole truth.
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !/^(KAFKA_|DATABASE_URL|CLICKHOUSE_|SENTINEL_|OTEL_)/.test(name))
+  )
+  return { ...inherited, ...env }
+}
+
+/** Runs a sentinel command to completion; returns stdout. */
+export const sentinel = async (env: Record<string, string>, ...args: Array<string>): Promise<string> => {
+  const { stdout } = await promisify(execFile)(process.execPath, [bin, ...args], {
+    env: childEnv(env),
+    cwd: projectRoot,
+    maxBuffer: 64 * 1024 * 1024
+  })
+  return stdout
+}
+
+export const produce = async (env: Record<string, string>, ...args: Array<string>): Promise<PlanTally> =>
+  JSON.parse(await sentinel(env, "produce", ...args)) as PlanTally
+
+export interface Daemon {
+  readonly child: ChildProcess
+  readonly output: () => string
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+export const startDaemon = (env: Record<string, string>): Daemon => {
+  const child = spawn(process.execPath, [bin, "run"], {
+    env: childEnv(env),
+    cwd: projectRoot,
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal }))
+  )
+  return { child, output: () => output, exited }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+export const waitFor = async <A>(
+  what: string,
+  probe: () => Promise<A | undefined>,
+  timeoutMs = 120_000
+): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const value = await probe()
+    if (value !== undefined) return value
+    await sleep(500)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** Committed offsets of the group against the end of every partition of the deployment's topics. */
+export const consumerLag = async (deployment: Deployment): Promise<number> => {
+  const admin = kafkaFor().admin()
+  await admin.connect()
+  try {
+    let lag = 0
+    const committed = await admin.fetchOffsets({ groupId: deployment.groupId, topics: [...deployment.topics] })
+    for (const { partitions, topic } of committed) {
+      const ends = await admin.fetchTopicOffsets(topic)
+      for (const end of ends) {
+        const done = partitions.find((p) => p.partition === end.partition)
+        const at = done === undefined || done.offset === "-1" ? BigInt(end.low) : BigInt(done.offset)
+        lag += Number(BigInt(end.high) - at)
+      }
+    }
+    return lag
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+export const pgQuery = async <Row extends Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: Array<unknown> = []
+) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<Row>(sql, params)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+/** True once every produced record is committed and every alert is relayed. */
+export const drained = async (deployment: Deployment, alerts: number): Promise<true | undefined> => {
+  if ((await consumerLag(deployment)) > 0) return undefined
+  const [row] = await pgQuery<{ published: string }>(
+    deployment.databaseUrl,
+    "SELECT count(*) FILTER (WHERE published_at IS NOT NULL) AS published FROM outbox"
+  )
+  return Number(row?.published) === alerts ? true : undefined
+}
+
+/** Stops the daemon as an orchestrator would and returns its exit status. */
+export const stopDaemon = async (daemon: Daemon, signal: NodeJS.Signals = "SIGTERM") => {
+  daemon.child.kill(signal)
+  return daemon.exited
+}
+
+export type { PlanTally }
+
+/** Row counts in a deployment's chDB folder, read by a child process once the daemon has exited. */
+export const clickhouseCounts = async (deployment: Deployment, tables: ReadonlyArray<string>) => {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      path.join(projectRoot, "test", "support", "clickhouseCounts.ts"),
+      deployment.clickhousePath,
+      ...tables
+    ],
+    { cwd: projectRoot }
+  )
+  return JSON.parse(stdout) as Record<string, number>
+}
