@@ -4,19 +4,21 @@
 -- deduplicate_blocks_in_dependent_materialized_views = 1) is dropped in the views as well.
 -- Several views feed one table, each adding only its own columns (the others take their defaults).
 -- Rows are combined by background merges at an unknown time: always read with sum()/max() and
--- GROUP BY, never a bare SELECT and never relying on FINAL.
+-- GROUP BY, never a bare SELECT and never relying on FINAL. Qualify the columns in those reads
+-- (r.flagged): an alias such as `sum(flagged) AS flagged` would otherwise be what a later
+-- `sum(flagged)` refers to.
 
 -- Per hour of transaction time: transactions, those the detector flagged (is_fraud), alerts
 -- (detections of severity MEDIUM or above) and the sum of fraud scores for the average.
 -- Query:
---   SELECT hour,
---          sum(transactions) AS transactions,
---          sum(flagged) AS flagged,
---          sum(alerts) AS alerts,
---          sum(flagged) / sum(transactions) AS fraud_rate,
---          sum(fraud_score_sum) / sum(transactions) AS avg_fraud_score
---   FROM fraud_rate_hourly
---   WHERE hour >= now() - INTERVAL 1 DAY
+--   SELECT r.hour AS hour,
+--          sum(r.transactions) AS transactions,
+--          sum(r.flagged) AS flagged,
+--          sum(r.alerts) AS alerts,
+--          sum(r.flagged) / sum(r.transactions) AS fraud_rate,
+--          sum(r.fraud_score_sum) / sum(r.transactions) AS avg_fraud_score
+--   FROM fraud_rate_hourly AS r
+--   WHERE r.hour >= now() - INTERVAL 1 DAY
 --   GROUP BY hour ORDER BY hour
 CREATE TABLE IF NOT EXISTS fraud_rate_hourly (
     hour            DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
@@ -51,13 +53,13 @@ GROUP BY hour;
 
 -- Per user per day (UTC) of transaction time: transactions, amount, highest fraud score, alerts.
 -- Query:
---   SELECT day,
---          sum(transactions) AS transactions,
---          sum(amount_sum) AS amount,
---          max(max_fraud_score) AS max_fraud_score,
---          sum(alerts) AS alerts
---   FROM user_activity_daily
---   WHERE user_id = {user_id:String} AND day >= today() - 30
+--   SELECT u.day AS day,
+--          sum(u.transactions) AS transactions,
+--          sum(u.amount_sum) AS amount,
+--          max(u.max_fraud_score) AS max_fraud_score,
+--          sum(u.alerts) AS alerts
+--   FROM user_activity_daily AS u
+--   WHERE u.user_id = {user_id:String} AND u.day >= today() - 30
 --   GROUP BY day ORDER BY day
 CREATE TABLE IF NOT EXISTS user_activity_daily (
     user_id         String CODEC(ZSTD(1)),

@@ -7,8 +7,8 @@
 --   * detection_results.label_is_fraud, when a row was written already labelled (a backfill).
 --     These are counted at insert time by model_predictions_hourly_mv, like every other rollup.
 --   * ground_truth_labels, for labels that arrive later (chargebacks, investigations): a plain
---     INSERT INTO ground_truth_labels (transaction_id, label_is_fraud, label_source) ...; the latest
---     labelled_at wins, so a corrected or re-sent label never counts twice. They apply only to
+--     INSERT INTO ground_truth_labels (transaction_id, label_is_fraud, label_source) VALUES (...); the
+--     latest labeled_at wins, so a corrected or re-sent label never counts twice. They apply only to
 --     detections written without a label, and are joined when model_accuracy_hourly is read —
 --     a counter bumped at label time could not be made replay-safe, and labels are few, so the
 --     join reads only the labelled detections (through the detection_results primary key).
@@ -61,15 +61,16 @@ SELECT
 FROM detection_results AS d
 GROUP BY hour, model_version;
 
+-- A plain view: one row per hour and model version, already summed.
 -- Query:
---   SELECT hour, model_version, predictions, labeled,
---          true_positives, false_positives, true_negatives, false_negatives,
---          (true_positives + true_negatives) / nullIf(labeled, 0) AS accuracy,
---          true_positives / nullIf(true_positives + false_positives, 0) AS precision,
---          true_positives / nullIf(true_positives + false_negatives, 0) AS recall
---   FROM model_accuracy_hourly
---   WHERE hour >= now() - INTERVAL 7 DAY
---   ORDER BY hour, model_version
+--   SELECT m.hour, m.model_version, m.predictions, m.labeled,
+--          m.true_positives, m.false_positives, m.true_negatives, m.false_negatives,
+--          (m.true_positives + m.true_negatives) / nullIf(m.labeled, 0) AS accuracy,
+--          m.true_positives / nullIf(m.true_positives + m.false_positives, 0) AS precision,
+--          m.true_positives / nullIf(m.true_positives + m.false_negatives, 0) AS recall
+--   FROM model_accuracy_hourly AS m
+--   WHERE m.hour >= now() - INTERVAL 7 DAY
+--   ORDER BY m.hour, m.model_version
 CREATE VIEW IF NOT EXISTS model_accuracy_hourly AS
 SELECT
     a.hour                                                  AS hour,

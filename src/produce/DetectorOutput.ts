@@ -688,7 +688,7 @@ export interface PlanTally {
   readonly audits: number
 }
 
-export const tally = (messages: Iterable<PlannedMessage>): PlanTally => {
+export const tally = (messages: Iterable<{ readonly expected: Expected }>): PlanTally => {
   const malformedCounts: Record<FailureKind, number> = { empty: 0, not_utf8: 0, not_json: 0, invalid: 0 }
   const detections: Record<Severity, number> = { MINIMAL: 0, LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 0 }
   let records = 0

@@ -7,7 +7,7 @@ import { CompressionTypes, type Message } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import type { TopicKind } from "../contract/Decode.ts"
 import { ensureTopics, kafkaClient, KafkaError, topicList } from "../source/KafkaSource.ts"
-import { plan, type PlanOptions, type PlanTally, tally } from "./DetectorOutput.ts"
+import { type Expected, plan, type PlanOptions, type PlanTally, tally } from "./DetectorOutput.ts"
 
 export interface ProduceOptions extends PlanOptions {
   /** Records per second; unlimited when undefined. */
@@ -36,7 +36,7 @@ export const produce = (
         const producer = client.producer({ allowAutoTopicCreation: false })
         await producer.connect()
         try {
-          const planned = []
+          const planned: Array<{ readonly expected: Expected }> = []
           const pending = new Map<string, Array<Message>>()
           let sent = 0
           let queued = 0
@@ -62,7 +62,7 @@ export const produce = (
             ? sendSize
             : Math.max(1, Math.min(sendSize, Math.round(options.rate / 20)))
           for (const message of plan(options)) {
-            planned.push(message.expected)
+            planned.push({ expected: message.expected })
             const topic = topicOf[message.topic]
             const list = pending.get(topic) ?? []
             list.push({ key: message.key, value: message.value, headers: { ...message.headers } })
@@ -70,7 +70,7 @@ export const produce = (
             if (++queued >= burst) await flush()
           }
           if (queued > 0) await flush()
-          return tally(planned.map((expected) => ({ expected })) as never)
+          return tally(planned)
         } finally {
           await producer.disconnect()
         }

@@ -49,7 +49,11 @@ const mlResult = `{"transaction": {"transaction_id": "T0000048213", "user_id": "
 "business_rules_score": null, "features_used": ["amount", "amount_vs_avg_ratio"], \
 "model_features": {"user_id": "U01234", "amount": 1250.0, "is_high_amount": true}}}`
 
-const example = (): { [key: string]: any } => JSON.parse(mlResult)
+// The tests edit messages into shapes the contract forbids, so edited JSON is deliberately untyped.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type LooseJson = { [key: string]: any }
+
+const example = (): LooseJson => JSON.parse(mlResult)
 
 describe("decode: fraud-detection-results", () => {
   it("decodes the detector's message, keeping its field names", () => {
@@ -187,7 +191,7 @@ describe("decode: rejections", () => {
     expect(message).toMatch(/^expected a JSON object/)
   })
 
-  const edits: ReadonlyArray<readonly [string, (message: { [key: string]: any }) => void, RegExp]> = [
+  const edits: ReadonlyArray<readonly [string, (message: LooseJson) => void, RegExp]> = [
     ["severity", (m) => (m.severity = "SEVERE"), /^severity: .*"MEDIUM".*actual "SEVERE"/],
     ["lowercase severity", (m) => (m.severity = "high"), /^severity: /],
     ["fraud_score as text", (m) => (m.fraud_score = "high"), /^fraud_score: Expected number, actual "high"/],
@@ -424,7 +428,7 @@ describe("the hot path agrees with the schema", () => {
   const removed = Symbol("removed")
 
   const edited = (message: unknown, path: ReadonlyArray<string>, replacement: unknown | typeof removed) => {
-    const copy = structuredClone(message) as { [key: string]: any }
+    const copy = structuredClone(message) as LooseJson
     const parent = path.slice(0, -1).reduce((node, key) => node[key], copy)
     const key = path[path.length - 1]!
     if (replacement === removed) delete parent[key]

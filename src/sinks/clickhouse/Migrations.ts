@@ -4,7 +4,9 @@
  * run interrupted half-way through a file is finished by the next run, and a second run is a no-op.
  *
  * DDL cannot bind parameters, so the only values ever put into the SQL text are the `{{name}}`
- * placeholders below, each a validated positive integer; any other placeholder is an error.
+ * placeholders below, each a validated integer number of days; any other placeholder is an error.
+ * A placeholder's value is fixed when its file is applied: a TTL changed later is reported, and
+ * takes a new migration (`ALTER TABLE … MODIFY TTL`) to apply to existing tables.
  */
 import type { ClickHouseClient } from "@clickhouse/client"
 import { Effect, Either } from "effect"
@@ -14,9 +16,12 @@ import * as path from "node:path"
 import { ClickHouseMigrationError, migrationError } from "./ClickHouseError.ts"
 
 export interface MigrationOptions {
-  /** Days analytics rows (transactions, detections, features, alerts, rollups) are kept. Default 365. */
+  /**
+   * Days analytics rows (transactions, detections, features, alerts, rollups, labels) are kept,
+   * counted from the transaction's time: older rows are dropped, on insert too. Default 365.
+   */
   readonly analyticsTtlDays?: number
-  /** Days performance metrics are kept. Default 90. */
+  /** Days performance metrics are kept, counted from the metric's time. Default 90. */
   readonly metricsTtlDays?: number
   /** Folder of the `NNNN_name.sql` files. Default: the project's `clickhouse/`. */
   readonly directory?: string
@@ -36,23 +41,35 @@ const fileName = /^(\d{4})_[a-z0-9_]+\.sql$/
 interface Migration {
   readonly version: number
   readonly name: string
+  /** Of the statements before rendering: comments may change, placeholder values may differ. */
   readonly checksum: string
-  readonly template: string
+  readonly statements: ReadonlyArray<string>
 }
 
-/** The placeholder values, validated: each must be a positive safe integer. */
+const placeholder = /\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g
+
+/**
+ * TTLs are computed as `toDateTime(time) + INTERVAL n DAY`, and DateTime ends in 2106: a longer
+ * period wraps around to a date in the past, and every row would expire as it is inserted.
+ */
+export const maxTtlDays = 10_000
+
+/** The placeholder values, validated: each must be an integer from 1 to {@link maxTtlDays}. */
 export const placeholderValues = (
   options: MigrationOptions
 ): Effect.Effect<ReadonlyMap<string, string>, ClickHouseMigrationError> => {
   const values = { analyticsTtlDays: options.analyticsTtlDays ?? 365, metricsTtlDays: options.metricsTtlDays ?? 90 }
-  const invalid = Object.entries(values).filter(([, value]) => !(Number.isSafeInteger(value) && value > 0))
+  const invalid = Object.entries(values).filter(([, value]) =>
+    !(Number.isSafeInteger(value) && value > 0 && value <= maxTtlDays)
+  )
   return invalid.length === 0
     ? Effect.succeed(new Map(Object.entries(values).map(([name, value]) => [name, String(value)])))
     : Effect.fail(
       new ClickHouseMigrationError({
         migration: undefined,
         classification: "permanent",
-        message: invalid.map(([name, value]) => `${name} must be a positive integer, got ${String(value)}`).join("; ")
+        message: invalid.map(([name, value]) => `${name} must be an integer from 1 to ${maxTtlDays}, got ${String(value)}`)
+          .join("; ")
       })
     )
 }
@@ -60,7 +77,7 @@ export const placeholderValues = (
 /** Replaces every `{{name}}`; a name without a value is an error rather than SQL with a hole in it. */
 export const render = (template: string, values: ReadonlyMap<string, string>): Either.Either<string, string> => {
   const unknown = new Set<string>()
-  const sql = template.replace(/\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g, (_, name: string) => {
+  const sql = template.replace(placeholder, (_, name: string) => {
     const value = values.get(name)
     if (value === undefined) unknown.add(name)
     return value ?? ""
@@ -70,42 +87,46 @@ export const render = (template: string, values: ReadonlyMap<string, string>): E
 
 /**
  * Splits a file into statements at the `;` that end them — not at one inside a string, a quoted
- * identifier or a comment. Pieces holding nothing but comments and blanks are dropped.
+ * identifier or a comment — and drops the comments, so editing one changes neither what runs nor
+ * the migration's checksum.
  */
 export const splitStatements = (sql: string): ReadonlyArray<string> => {
   const statements: Array<string> = []
-  let start = 0
-  let hasCode = false
-  let i = 0
-  const closeQuote = (quote: string) => {
-    for (i++; i < sql.length; i++) {
-      if (sql[i] === "\\") i++
-      else if (sql[i] === quote) {
-        if (sql[i + 1] === quote) i++
-        else return
-      }
-    }
+  let statement = ""
+  let copiedUpTo = 0
+  const copy = (to: number) => {
+    statement += sql.slice(copiedUpTo, to)
   }
-  for (; i < sql.length; i++) {
-    const char = sql[i]!
+  const end = () => {
+    if (statement.trim() !== "") statements.push(statement.trim())
+    statement = ""
+  }
+  for (let i = 0; i < sql.length; i++) {
+    const char = sql[i]
     if (char === "-" && sql[i + 1] === "-") {
-      const end = sql.indexOf("\n", i)
-      i = end === -1 ? sql.length : end
+      copy(i)
+      const newline = sql.indexOf("\n", i)
+      i = newline === -1 ? sql.length : newline - 1
+      copiedUpTo = i + 1
     } else if (char === "/" && sql[i + 1] === "*") {
-      const end = sql.indexOf("*/", i + 2)
-      i = end === -1 ? sql.length : end + 1
+      copy(i)
+      statement += " "
+      const close = sql.indexOf("*/", i + 2)
+      i = close === -1 ? sql.length : close + 1
+      copiedUpTo = i + 1
     } else if (char === "'" || char === "\"" || char === "`") {
-      hasCode = true
-      closeQuote(char)
+      // A doubled quote inside a literal ('it''s') reads as its end and the start of another.
+      for (i++; i < sql.length && sql[i] !== char; i++) {
+        if (sql[i] === "\\") i++
+      }
     } else if (char === ";") {
-      if (hasCode) statements.push(sql.slice(start, i).trim())
-      start = i + 1
-      hasCode = false
-    } else if (!/\s/.test(char)) {
-      hasCode = true
+      copy(i)
+      copiedUpTo = i + 1
+      end()
     }
   }
-  if (hasCode) statements.push(sql.slice(start).trim())
+  copy(sql.length)
+  end()
   return statements
 }
 
@@ -117,12 +138,12 @@ const readMigrations = (directory: string): Effect.Effect<ReadonlyArray<Migratio
       if (misnamed.length > 0) throw new Error(`not named NNNN_name.sql: ${misnamed.join(", ")}`)
       const migrations = await Promise.all(
         names.map(async (name): Promise<Migration> => {
-          const template = await fs.readFile(path.join(directory, name), "utf8")
+          const statements = splitStatements(await fs.readFile(path.join(directory, name), "utf8"))
           return {
             version: Number(fileName.exec(name)![1]),
             name,
-            checksum: createHash("sha256").update(template).digest("hex"),
-            template
+            checksum: createHash("sha256").update(statements.join(";\n")).digest("hex"),
+            statements
           }
         })
       )
@@ -137,19 +158,31 @@ interface AppliedRow {
   readonly version: number
   readonly name: string
   readonly checksum: string
+  /** JSON of the placeholder values the file was applied with. */
+  readonly placeholders: string
 }
+
+/** The values of the placeholders `migration` uses. */
+const valuesUsed = (migration: Migration, values: ReadonlyMap<string, string>): Record<string, string> =>
+  Object.fromEntries(
+    migration.statements.flatMap((statement) =>
+      [...statement.matchAll(placeholder)].map(([, name]) => [name!, values.get(name!) ?? ""])
+    )
+  )
 
 const appliedMigrations = (client: ClickHouseClient) =>
   Effect.tryPromise({
     try: async () => {
       await client.command({
         query: `CREATE TABLE IF NOT EXISTS ${migrationsTable} (
-          version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+          version UInt32, name String, checksum String, placeholders String,
+          applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
         ) ENGINE = MergeTree ORDER BY version
         SETTINGS non_replicated_deduplication_window = 1000`
       })
       const result = await client.query({
-        query: `SELECT version, any(name) AS name, any(checksum) AS checksum FROM ${migrationsTable} GROUP BY version`,
+        query: `SELECT version, any(name) AS name, any(checksum) AS checksum, any(placeholders) AS placeholders
+          FROM ${migrationsTable} GROUP BY version`,
         format: "JSONEachRow"
       })
       return new Map((await result.json<AppliedRow>()).map((row) => [row.version, row]))
@@ -159,11 +192,11 @@ const appliedMigrations = (client: ClickHouseClient) =>
 
 const apply = (client: ClickHouseClient, migration: Migration, values: ReadonlyMap<string, string>) =>
   Effect.gen(function*() {
-    const sql = yield* Effect.mapError(
-      render(migration.template, values),
+    const statements = yield* Effect.mapError(
+      Either.all(migration.statements.map((statement) => render(statement, values))),
       (message) => new ClickHouseMigrationError({ migration: migration.name, classification: "permanent", message })
     )
-    for (const statement of splitStatements(sql)) {
+    for (const statement of statements) {
       yield* Effect.tryPromise({
         try: () => client.command({ query: statement }),
         catch: (cause) => migrationError(migration.name, cause)
@@ -173,7 +206,12 @@ const apply = (client: ClickHouseClient, migration: Migration, values: ReadonlyM
       try: () =>
         client.insert({
           table: migrationsTable,
-          values: [{ version: migration.version, name: migration.name, checksum: migration.checksum }],
+          values: [{
+            version: migration.version,
+            name: migration.name,
+            checksum: migration.checksum,
+            placeholders: JSON.stringify(valuesUsed(migration, values))
+          }],
           format: "JSONEachRow",
           // Two runs racing each other record a version once.
           clickhouse_settings: { insert_deduplication_token: `${migrationsTable}:${migration.version}` }
@@ -210,6 +248,13 @@ export const migrateClickHouse = (
           message: `${migration.name} changed after it was applied as ${previous.name}; add a new migration instead`
         })
       } else {
+        const now = JSON.stringify(valuesUsed(migration, values))
+        if (previous.placeholders !== now) {
+          yield* Effect.logWarning(
+            `${migration.name} was applied with ${previous.placeholders}, now ${now}: existing tables keep the ` +
+              "old values until a new migration changes them (ALTER TABLE … MODIFY TTL)"
+          )
+        }
         report.alreadyApplied.push(migration.name)
       }
     }

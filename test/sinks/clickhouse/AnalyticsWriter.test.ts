@@ -20,7 +20,8 @@ let client: ClickHouseClient
 
 beforeAll(async () => {
   client = makeClient({ _tag: "Embedded", path: freshClickHousePath() })
-  await Effect.runPromise(migrateClickHouse(client))
+  // Fixtures carry fixed dates; TTLs long enough that none has expired on the day the tests run.
+  await Effect.runPromise(migrateClickHouse(client, { analyticsTtlDays: 10_000, metricsTtlDays: 10_000 }))
 })
 
 afterAll(() => client.close())
@@ -485,13 +486,13 @@ describe("materialized views on known data", () => {
   it("fraud_rate_hourly: transactions, flagged, alerts and average score per hour", async () => {
     await writeKnown()
     const hourly = await rows(`
-      SELECT hour,
-             sum(transactions) AS transactions,
-             sum(flagged) AS flagged,
-             sum(alerts) AS alerts,
-             sum(flagged) / sum(transactions) AS fraud_rate,
-             sum(fraud_score_sum) / sum(transactions) AS avg_fraud_score
-      FROM fraud_rate_hourly
+      SELECT r.hour AS hour,
+             sum(r.transactions) AS transactions,
+             sum(r.flagged) AS flagged,
+             sum(r.alerts) AS alerts,
+             sum(r.flagged) / sum(r.transactions) AS fraud_rate,
+             sum(r.fraud_score_sum) / sum(r.transactions) AS avg_fraud_score
+      FROM fraud_rate_hourly AS r
       GROUP BY hour ORDER BY hour`)
     expect(hourly).toEqual([
       { hour: "2026-03-10 09:00:00", transactions: 4, flagged: 3, alerts: 2, fraud_rate: 0.75, avg_fraud_score: expect.closeTo(0.5625, 9) },
@@ -503,12 +504,12 @@ describe("materialized views on known data", () => {
   it("user_activity_daily: transactions, amount, highest score and alerts per user and day", async () => {
     await writeKnown()
     const daily = await rows(`
-      SELECT user_id, day,
-             sum(transactions) AS transactions,
-             sum(amount_sum) AS amount,
-             max(max_fraud_score) AS max_fraud_score,
-             sum(alerts) AS alerts
-      FROM user_activity_daily
+      SELECT u.user_id AS user_id, u.day AS day,
+             sum(u.transactions) AS transactions,
+             sum(u.amount_sum) AS amount,
+             max(u.max_fraud_score) AS max_fraud_score,
+             sum(u.alerts) AS alerts
+      FROM user_activity_daily AS u
       GROUP BY user_id, day ORDER BY user_id, day`)
     expect(daily).toEqual([
       { user_id: "UA", day: "2026-03-10", transactions: 5, amount: 145, max_fraud_score: 0.85, alerts: 1 },
@@ -562,10 +563,12 @@ describe("materialized views on known data", () => {
     }
 
     const accuracy = await rows(`
-      SELECT hour, model_version, predictions, predicted_fraud, labeled,
-             true_positives, false_positives, true_negatives, false_negatives,
-             (true_positives + true_negatives) / nullIf(labeled, 0) AS accuracy
-      FROM model_accuracy_hourly
+      SELECT m.hour AS hour, m.model_version AS model_version, m.predictions AS predictions,
+             m.predicted_fraud AS predicted_fraud, m.labeled AS labeled,
+             m.true_positives AS true_positives, m.false_positives AS false_positives,
+             m.true_negatives AS true_negatives, m.false_negatives AS false_negatives,
+             (m.true_positives + m.true_negatives) / nullIf(m.labeled, 0) AS accuracy
+      FROM model_accuracy_hourly AS m
       ORDER BY hour, model_version`)
     const row = (hour: string, model_version: string, counts: Array<number>, accuracy: number | null) => {
       const [predictions, predicted_fraud, labeled, tp, fp, tn, fn] = counts

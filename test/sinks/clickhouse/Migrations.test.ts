@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from "@clickhouse/client"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Effect, Either, Logger, LogLevel } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -60,6 +60,7 @@ describe("ClickHouse migrations", () => {
         { analyticsTtlDays: 0 },
         { analyticsTtlDays: -30 },
         { analyticsTtlDays: Number.NaN },
+        { analyticsTtlDays: 36_500 }, // past 2106, where DateTime ends: every row would expire at once
         { metricsTtlDays: Number.POSITIVE_INFINITY },
         { metricsTtlDays: "90; DROP TABLE alerts" as unknown as number }
       ]
@@ -67,7 +68,7 @@ describe("ClickHouse migrations", () => {
       const error = await Effect.runPromise(Effect.flip(migrateClickHouse(client, options)))
       expect(error._tag).toBe("ClickHouseMigrationError")
       expect(error.classification).toBe("permanent")
-      expect(error.message).toMatch(/(analytics|metrics)TtlDays must be a positive integer/)
+      expect(error.message).toMatch(/(analytics|metrics)TtlDays must be an integer from 1 to 10000, got /)
     }
     expect(await tableNames()).toEqual([])
   })
@@ -94,6 +95,25 @@ describe("ClickHouse migrations", () => {
     }
     expect(ddl.performance_metrics).toMatch(/TTL toDateTime\(metric_time\) \+ toIntervalDay\(7\)/)
     expect(ddl.detection_results).toContain("non_replicated_deduplication_window = 100000")
+  })
+
+  it("reports a TTL changed after its migration was applied, and leaves the tables as they are", async () => {
+    const warnings: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      if (logLevel === LogLevel.Warning) warnings.push(String(message))
+    })
+    const report = await Effect.runPromise(
+      migrateClickHouse(client, { analyticsTtlDays: 60, metricsTtlDays: 7 }).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+    )
+    expect(report.applied).toEqual([])
+    expect(warnings).toHaveLength(migrationFiles.length) // every file uses analyticsTtlDays
+    expect(warnings.join("\n")).toContain('0003_rollups.sql was applied with {"analyticsTtlDays":"30"}, now {"analyticsTtlDays":"60"}')
+    const [alerts] = await rows<{ create_table_query: string }>(
+      "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'alerts'"
+    )
+    expect(alerts!.create_table_query).toContain("toIntervalDay(30)")
   })
 
   it("refuses a placeholder it has no value for, and records nothing", async () => {
@@ -126,11 +146,10 @@ CREATE VIEW b AS SELECT 'a\\';b' AS c, \`q;r\` FROM a ;
 -- trailing comment only; nothing to run
 `
     expect(splitStatements(sql)).toEqual([
-      `-- a comment; with a semicolon
-CREATE TABLE a (s String DEFAULT 'x;y', t String DEFAULT 'it''s; fine', "odd;name" UInt8) ENGINE = Memory`,
-      `/* block; comment */
-CREATE VIEW b AS SELECT 'a\\';b' AS c, \`q;r\` FROM a`
+      `CREATE TABLE a (s String DEFAULT 'x;y', t String DEFAULT 'it''s; fine', "odd;name" UInt8) ENGINE = Memory`,
+      `CREATE VIEW b AS SELECT 'a\\';b' AS c, \`q;r\` FROM a`
     ])
+    expect(splitStatements("SELECT 1 -- one\n, 2 /* two */ + 3")).toEqual(["SELECT 1 \n, 2   + 3"])
   })
 
   it("substitutes only the known placeholders", () => {

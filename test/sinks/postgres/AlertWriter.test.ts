@@ -364,7 +364,7 @@ describe("AlertWriter", () => {
 
   it("writes a batch of 5,000 alerts with audit events and dead letters in five statements", () =>
     withWriter({}, async ({ query, statements, write }) => {
-      const batches = 4
+      const batches = 2
       const size = 5_000
       const prepared = range(0, batches).map((b) =>
         batchOf({

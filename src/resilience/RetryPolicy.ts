@@ -1,0 +1,94 @@
+/**
+ * Retries of a sink's transient failures: exponential backoff with jitter, each delay capped, and a
+ * bound on the time spent retrying, after which the last error goes back to the caller.
+ *
+ * With a circuit breaker: protect inside, retry outside.
+ *
+ *   write.pipe(breaker.protect, retryTransient("postgres", isTransient, policy))
+ *
+ * Every attempt then passes through the breaker, which counts each one; once it opens, attempts fail
+ * fast with CircuitOpenError and never reach the sink. The retry treats that error as transient but
+ * waits at least until its `retryAt`, so the caller sleeps through the open period instead of hammering
+ * the breaker, and its next attempt is one of the half-open probes. (Retrying inside `protect` would
+ * show the breaker one outcome per retried batch, and hold a probe slot through the whole backoff.)
+ */
+import { Clock, Duration, Effect, Metric, Schedule } from "effect"
+import { CircuitOpenError } from "./CircuitBreaker.ts"
+
+export interface RetryPolicy {
+  /** The bound of the first delay. */
+  readonly initialDelay: Duration.DurationInput
+  /** The bound of every delay. */
+  readonly maxDelay: Duration.DurationInput
+  /** How long after the first failure the last retry may start. */
+  readonly maxElapsed: Duration.DurationInput
+  /** Growth of the delay bound per retry. */
+  readonly factor: number
+}
+
+/** Tagged `sink`. */
+export const retriesTotal = Metric.counter("sentinel_retries_total", {
+  description: "Retries of failed sink calls",
+  incremental: true
+})
+
+/** One decision to retry. */
+interface Retry<E> {
+  readonly error: E
+  /** 1 for the first retry. */
+  readonly attempt: number
+  /** Since the first failure. */
+  readonly elapsed: Duration.Duration
+}
+
+/**
+ * The n-th delay is drawn from [½·d, d] with d = min(initialDelay · factorⁿ, maxDelay) ("equal
+ * jitter"): capped without losing the jitter at the cap, where synchronised retries would hurt most.
+ */
+const backoff = (policy: RetryPolicy) =>
+  Schedule.exponential(policy.initialDelay, policy.factor).pipe(
+    Schedule.modifyDelay((_, delay) => Duration.min(delay, policy.maxDelay)),
+    Schedule.jitteredWith({ min: 0.5, max: 1 })
+  )
+
+const notBeforeRetryAt = (error: unknown, delay: Duration.Duration) =>
+  error instanceof CircuitOpenError && error.retryAt !== undefined
+    ? Effect.map(Clock.currentTimeMillis, (now) => Duration.max(delay, Duration.millis(error.retryAt! - now)))
+    : Effect.succeed(delay)
+
+// Schedule has no tap that sees the final delay; this one leaves it unchanged.
+const tapDelay = <Out>(f: (out: Out, delay: Duration.Duration) => Effect.Effect<void>) =>
+  Schedule.modifyDelayEffect((out: Out, delay) => Effect.as(f(out, delay), delay))
+
+/**
+ * Retries `effect` while it fails with an error that `isTransient` accepts, or with CircuitOpenError;
+ * any other error, or the last one once `policy.maxElapsed` has passed since the first failure, is
+ * returned. Each retry is logged and counted in `sentinel_retries_total{sink}`.
+ */
+export const retryTransient = <E extends { readonly message: string }>(
+  sink: string,
+  isTransient: (error: E) => boolean,
+  policy: RetryPolicy
+) => {
+  const maxElapsed = Duration.decode(policy.maxElapsed)
+  const retries = Metric.tagged(retriesTotal, "sink", sink)
+  const schedule = Schedule.identity<E | CircuitOpenError>().pipe(
+    Schedule.zipWith(Schedule.elapsed, (error, elapsed) => ({ error, elapsed })),
+    Schedule.zipWith(Schedule.count, (retry, n): Retry<E | CircuitOpenError> => ({ ...retry, attempt: n + 1 })),
+    Schedule.zipLeft(backoff(policy)),
+    Schedule.whileOutput(({ elapsed, error }) =>
+      (error instanceof CircuitOpenError || isTransient(error)) && Duration.lessThan(elapsed, maxElapsed)
+    ),
+    Schedule.modifyDelayEffect(({ error }, delay) => notBeforeRetryAt(error, delay)),
+    // The last retry starts at the bound rather than not at all: the caller waits `maxElapsed`, no less.
+    Schedule.modifyDelay(({ elapsed }, delay) => Duration.min(delay, Duration.subtract(maxElapsed, elapsed))),
+    tapDelay(({ attempt, error }, delay) =>
+      Effect.logWarning(`${sink} call failed, retry ${attempt} in ${Duration.format(delay)}: ${error.message}`).pipe(
+        Effect.annotateLogs({ sink, attempt, delayMillis: Duration.toMillis(delay) }),
+        Effect.zipRight(Metric.increment(retries))
+      )
+    )
+  )
+  return <A, R>(effect: Effect.Effect<A, E | CircuitOpenError, R>): Effect.Effect<A, E | CircuitOpenError, R> =>
+    Effect.retry(effect, schedule)
+}
