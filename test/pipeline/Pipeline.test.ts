@@ -4,6 +4,7 @@ import {
   type Deployment,
   drained,
   freshDeployment,
+  pgQuery,
   produce,
   sentinel,
   startDaemon,
@@ -41,5 +42,16 @@ describe("sentinel run: Kafka → PostgreSQL + ClickHouse, exactly once", () => 
     expect(exit, daemon.output()).toEqual({ code: 0, signal: null })
     expect(await consumerLag(deployment)).toBe(0)
     await expectExactlyOnce(deployment, tally)
+
+    // The contract's quirks were persisted, not dead-lettered: rules-only results (null ML fields)
+    // and locations sent as numbers.
+    const [quirks] = await pgQuery<{ rules_only: string; numeric_locations: string }>(
+      deployment.databaseUrl,
+      `SELECT count(*) FILTER (WHERE ml_prediction IS NULL) AS rules_only,
+              count(*) FILTER (WHERE location_country ~ '^[0-9]+$') AS numeric_locations
+         FROM fraud_alerts`
+    )
+    expect(Number(quirks!.rules_only)).toBeGreaterThan(0)
+    expect(Number(quirks!.numeric_locations)).toBeGreaterThan(0)
   })
 })

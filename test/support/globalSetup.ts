@@ -5,6 +5,7 @@
  * (KAFKA_BROKERS, DATABASE_URL, CLICKHOUSE_URL, OTEL_EXPORTER_OTLP_ENDPOINT) are used as given.
  */
 import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
 
@@ -41,6 +42,8 @@ export default function setup(project: TestProject) {
   project.provide("stackEnv", env)
   const startedHere = [...running()].filter((service) => !before.has(service))
   return () => {
+    // Each test file's chDB folders are its own and useless once the run is over.
+    fs.rmSync(path.join(root, ".sentinel", "data", "test-clickhouse"), { recursive: true, force: true })
     if (startedHere.length > 0) stack("down", ...startedHere)
   }
 }

@@ -9,7 +9,9 @@
  *   1. duplicates within the batch are dropped (the first occurrence wins);
  *   2. one query finds the identities already stored, and those rows are dropped — this is what makes
  *      a redelivered, possibly re-batched, replay a no-op. Read-then-write is safe because one
- *      consumer owns a Kafka partition at a time, and an identity always arrives on the same one;
+ *      consumer owns a Kafka partition at a time, and an identity always arrives on the same one
+ *      (the exception: a transaction sent both inside a detection and on `transaction-records`,
+ *      if two instances handle the two at the same moment);
  *   3. the rest is inserted one partition month at a time, each INSERT carrying a token derived
  *      from the identities it holds. A month is one block, so a retry of an INSERT that landed
  *      after all (a timeout, or a read that ran before it landed) is dropped by ClickHouse, in the
@@ -36,6 +38,10 @@ export interface AnalyticsBatch {
   readonly metrics: ReadonlyArray<{ readonly metric: PerformanceMetric; readonly source: KafkaRecord }>
 }
 
+/**
+ * Rows inserted per table. A row whose time is already past its table's TTL is inserted and counted
+ * here, but ClickHouse drops it at once: retention is by event time, replays included.
+ */
 export interface AnalyticsWriteSummary {
   readonly transactionRows: number
   readonly detectionRows: number
@@ -54,8 +60,8 @@ export class AnalyticsWriter
 
 export interface AnalyticsWriterConfig {
   /**
-   * How many of the three tables are written at the same time. Embedded chDB runs one query at a
-   * time anyway; a server takes them in parallel. Default 3.
+   * How many of the three tables are written at the same time. Embedded chDB runs one statement at
+   * a time anyway; a server takes them in parallel. Default 3.
    */
   readonly concurrency?: number
 }

@@ -68,7 +68,9 @@ export const placeholderValues = (
       new ClickHouseMigrationError({
         migration: undefined,
         classification: "permanent",
-        message: invalid.map(([name, value]) => `${name} must be an integer from 1 to ${maxTtlDays}, got ${String(value)}`)
+        message: invalid.map(([name, value]) =>
+          `${name} must be an integer from 1 to ${maxTtlDays}, got ${String(value)}`
+        )
           .join("; ")
       })
     )

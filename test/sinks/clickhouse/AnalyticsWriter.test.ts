@@ -49,7 +49,11 @@ const write = (batch: Partial<AnalyticsBatch>, on: ClickHouseClient = client) =>
 
 /** Rows as JSON, 64-bit integers as numbers (servers quote them by default, chDB does not). */
 const rows = async <T = Record<string, unknown>>(query: string): Promise<Array<T>> =>
-  (await client.query({ query, format: "JSONEachRow", clickhouse_settings: { output_format_json_quote_64bit_integers: 0 } }))
+  (await client.query({
+    query,
+    format: "JSONEachRow",
+    clickhouse_settings: { output_format_json_quote_64bit_integers: 0 }
+  }))
     .json<T>()
 
 // ---- fixtures: wire messages as the detector sends them, decoded by the contract ----------------
@@ -223,7 +227,7 @@ const snapshot = async () => {
 
 // ---- clients that misbehave on purpose --------------------------------------------------------
 
-const withMethod = (name: "query" | "insert", method: (...args: Array<any>) => Promise<unknown>): ClickHouseClient =>
+const withMethod = (name: "query" | "insert", method: (...args: Array<never>) => Promise<unknown>): ClickHouseClient =>
   new Proxy(client, {
     get: (target, key) => {
       if (key === name) return method
@@ -234,7 +238,10 @@ const withMethod = (name: "query" | "insert", method: (...args: Array<any>) => P
 
 /** Every identity lookup answers "nothing stored yet", as a read racing an insert in flight would. */
 const staleReads = () =>
-  withMethod("query", (params: { format: "JSONCompactEachRow" }) => client.query({ query: "SELECT 1 WHERE 0", format: params.format }))
+  withMethod(
+    "query",
+    (params: { format: "JSONCompactEachRow" }) => client.query({ query: "SELECT 1 WHERE 0", format: params.format })
+  )
 
 const connectionReset = () => Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })
 
@@ -255,7 +262,10 @@ const failingInsert = (table: string, nth: number, landed: boolean) => {
 describe("AnalyticsWriter", () => {
   it("writes a batch with exact counts in every table, fraud_features and the views", async () => {
     const batch = detections("A", 60)
-    const duplicate = flatTransaction({ id: "A0000000003", user: "U3", time: "2026-04-16T14:03:00.418233", score: 0.1 }, 7)
+    const duplicate = flatTransaction(
+      { id: "A0000000003", user: "U3", time: "2026-04-16T14:03:00.418233", score: 0.1 },
+      7
+    )
     const flat = [0, 1, 2, 3, 4].map((i) =>
       flatTransaction({ id: `AF${i}`, user: "U9", time: `2026-04-16T15:0${i}:00.000001`, score: 0.05 * i }, 10 + i)
     )
@@ -271,7 +281,8 @@ describe("AnalyticsWriter", () => {
     expect(summary).toEqual({ transactionRows: 65, detectionRows: 60, metricRows: 3, skippedDuplicates: 2 })
     const features = batch.reduce((sum, { result }) => sum + numericFeatureCount(result), 0)
     expect(features).toBe(60 * 14)
-    const flagged = batch.filter(({ result }) => result.is_fraud).length + flat.filter(({ transaction }) => transaction.is_fraud).length
+    const flagged = batch.filter(({ result }) => result.is_fraud).length +
+      flat.filter(({ transaction }) => transaction.is_fraud).length
     const alerts = batch.filter(({ result }) => ["MEDIUM", "HIGH", "CRITICAL"].includes(result.severity)).length
     expect(await snapshot()).toEqual({
       transaction_records: 65,
@@ -292,7 +303,10 @@ describe("AnalyticsWriter", () => {
       detection({ id: "C1", user: "UC", time: "2026-04-16T14:22:07.418233", score: 0.83 }, 41, 4),
       detection({ id: "C2", user: "UC", time: "2026-04-16T14:22:08.000000", score: 0.2, model: null }, 42, 4)
     ]
-    await write({ detections: [mlMode!, rulesMode!], metrics: [metric({ instance: "det-1", time: "2026-04-16T14:00:00.500000" }, 9)] })
+    await write({
+      detections: [mlMode!, rulesMode!],
+      metrics: [metric({ instance: "det-1", time: "2026-04-16T14:00:00.500000" }, 9)]
+    })
 
     expect(await rows("SELECT * FROM detection_results WHERE transaction_id = 'C1'")).toEqual([{
       transaction_id: "C1",
@@ -336,14 +350,38 @@ describe("AnalyticsWriter", () => {
       kafka_offset: 41,
       kafka_timestamp: "2026-04-16 14:00:00.164"
     }])
-    expect(await rows("SELECT ml_prediction, ml_model_version, ml_confidence, business_rules_score FROM detection_results WHERE transaction_id = 'C2'"))
+    expect(
+      await rows(
+        "SELECT ml_prediction, ml_model_version, ml_confidence, business_rules_score FROM detection_results WHERE transaction_id = 'C2'"
+      )
+    )
       .toEqual([{ ml_prediction: null, ml_model_version: null, ml_confidence: null, business_rules_score: 0.2 }])
-    expect(await rows("SELECT location_country, location_state, processing_time_ms, kafka_offset FROM transaction_records WHERE transaction_id = 'C1'"))
+    expect(
+      await rows(
+        "SELECT location_country, location_state, processing_time_ms, kafka_offset FROM transaction_records WHERE transaction_id = 'C1'"
+      )
+    )
       .toEqual([{ location_country: "150", location_state: "12.5", processing_time_ms: 14, kafka_offset: 41 }])
-    expect(await rows("SELECT feature_name, feature_value, kafka_offset FROM fraud_features WHERE transaction_id = 'C1' AND feature_name IN ('amount', 'is_fraud_alert') ORDER BY feature_name"))
-      .toEqual([{ feature_name: "amount", feature_value: 100, kafka_offset: 41 }, { feature_name: "is_fraud_alert", feature_value: 1, kafka_offset: 41 }])
-    expect(await rows("SELECT metric_time, labels, kafka_topic, kafka_partition, kafka_offset FROM performance_metrics"))
-      .toEqual([{ metric_time: "2026-04-16 14:00:00.500000", labels: { ml_enabled: "True" }, kafka_topic: "performance-metrics", kafka_partition: 2, kafka_offset: 9 }])
+    expect(
+      await rows(
+        "SELECT feature_name, feature_value, kafka_offset FROM fraud_features WHERE transaction_id = 'C1' AND feature_name IN ('amount', 'is_fraud_alert') ORDER BY feature_name"
+      )
+    )
+      .toEqual([{ feature_name: "amount", feature_value: 100, kafka_offset: 41 }, {
+        feature_name: "is_fraud_alert",
+        feature_value: 1,
+        kafka_offset: 41
+      }])
+    expect(
+      await rows("SELECT metric_time, labels, kafka_topic, kafka_partition, kafka_offset FROM performance_metrics")
+    )
+      .toEqual([{
+        metric_time: "2026-04-16 14:00:00.500000",
+        labels: { ml_enabled: "True" },
+        kafka_topic: "performance-metrics",
+        kafka_partition: 2,
+        kafka_offset: 9
+      }])
   })
 
   it("leaves every count unchanged under replay: redelivered, re-batched, or retried by the producer", async () => {
@@ -366,7 +404,10 @@ describe("AnalyticsWriter", () => {
     await write({ detections: [...batch.slice(0, 7), ...batch.slice(0, 7)] })
     await write({ detections: batch.slice(7, 50), metrics: samples })
     // A producer's retry: the same content at other offsets.
-    await write({ detections: atNewOffsets(batch, 10_000), metrics: [metric({ instance: "det-1", time: "2026-04-16T14:00:00.000000" }, 21)] })
+    await write({
+      detections: atNewOffsets(batch, 10_000),
+      metrics: [metric({ instance: "det-1", time: "2026-04-16T14:00:00.000000" }, 21)]
+    })
     expect(await snapshot()).toEqual(once)
 
     // A batch half replayed, half new writes only the new half.
@@ -403,16 +444,30 @@ describe("AnalyticsWriter", () => {
   it("completes a two-month batch that failed half-way without doubling anything", async () => {
     // The batch straddles a partition boundary: January's rows and February's are separate inserts.
     const batch = detections("M", 40, Date.UTC(2026, 0, 31, 23, 40))
-    expect(new Set(batch.map(({ result }) => result.transaction.timestamp.slice(0, 7)))).toEqual(new Set(["2026-01", "2026-02"]))
+    expect(new Set(batch.map(({ result }) => result.transaction.timestamp.slice(0, 7)))).toEqual(
+      new Set(["2026-01", "2026-02"])
+    )
 
     // February's detection insert lands, but the client sees the connection drop.
-    const landed = await Effect.runPromise(Effect.flip(writerOn(failingInsert("detection_results", 2, true)).write({
-      detections: batch,
-      transactions: [],
-      metrics: []
-    })))
-    expect(landed).toMatchObject({ _tag: "ClickHouseWriteError", table: "detection_results", classification: "transient", code: "ECONNRESET" })
-    expect(await write({ detections: batch })).toEqual({ transactionRows: 0, detectionRows: 0, metricRows: 0, skippedDuplicates: 80 })
+    const landed = await Effect.runPromise(Effect.flip(
+      writerOn(failingInsert("detection_results", 2, true)).write({
+        detections: batch,
+        transactions: [],
+        metrics: []
+      })
+    ))
+    expect(landed).toMatchObject({
+      _tag: "ClickHouseWriteError",
+      table: "detection_results",
+      classification: "transient",
+      code: "ECONNRESET"
+    })
+    expect(await write({ detections: batch })).toEqual({
+      transactionRows: 0,
+      detectionRows: 0,
+      metricRows: 0,
+      skippedDuplicates: 80
+    })
 
     const complete = await snapshot()
     expect(complete).toMatchObject({
@@ -431,11 +486,13 @@ describe("AnalyticsWriter", () => {
     }
     await client.command({ query: "TRUNCATE TABLE transaction_records" })
     const next = detections("N", 40, Date.UTC(2026, 0, 31, 23, 40))
-    await Effect.runPromise(Effect.flip(writerOn(failingInsert("detection_results", 2, false)).write({
-      detections: next,
-      transactions: [],
-      metrics: []
-    })))
+    await Effect.runPromise(Effect.flip(
+      writerOn(failingInsert("detection_results", 2, false)).write({
+        detections: next,
+        transactions: [],
+        metrics: []
+      })
+    ))
     const january = next.filter(({ result }) => result.transaction.timestamp.startsWith("2026-01")).length
     expect(await rows("SELECT count() AS n FROM detection_results")).toEqual([{ n: january }])
     expect(await write({ detections: next })).toEqual({
@@ -449,12 +506,21 @@ describe("AnalyticsWriter", () => {
 
   it("fails with a permanent error when ClickHouse refuses the data, and a transient one when the network fails", async () => {
     const [good] = detections("E", 1)
-    const unreadable = { ...good!, result: { ...good!.result, transaction: { ...good!.result.transaction, timestamp: "yesterday" } } }
-    const refused = await Effect.runPromise(Effect.flip(writerOn(client).write({ detections: [unreadable], transactions: [], metrics: [] })))
+    const unreadable = {
+      ...good!,
+      result: { ...good!.result, transaction: { ...good!.result.transaction, timestamp: "yesterday" } }
+    }
+    const refused = await Effect.runPromise(
+      Effect.flip(writerOn(client).write({ detections: [unreadable], transactions: [], metrics: [] }))
+    )
     expect(refused).toMatchObject({ _tag: "ClickHouseWriteError", classification: "permanent", code: "41" })
 
     const down = await Effect.runPromise(Effect.flip(
-      writerOn(withMethod("query", () => Promise.reject(connectionReset()))).write({ detections: [good!], transactions: [], metrics: [] })
+      writerOn(withMethod("query", () => Promise.reject(connectionReset()))).write({
+        detections: [good!],
+        transactions: [],
+        metrics: []
+      })
     ))
     expect(down).toMatchObject({ _tag: "ClickHouseWriteError", classification: "transient", code: "ECONNRESET" })
     expect(await snapshot()).toMatchObject({ transaction_records: 0, detection_results: 0 })
@@ -495,9 +561,30 @@ describe("materialized views on known data", () => {
       FROM fraud_rate_hourly AS r
       GROUP BY hour ORDER BY hour`)
     expect(hourly).toEqual([
-      { hour: "2026-03-10 09:00:00", transactions: 4, flagged: 3, alerts: 2, fraud_rate: 0.75, avg_fraud_score: expect.closeTo(0.5625, 9) },
-      { hour: "2026-03-10 10:00:00", transactions: 3, flagged: 1, alerts: 1, fraud_rate: expect.closeTo(1 / 3, 9), avg_fraud_score: expect.closeTo(1.1 / 3, 9) },
-      { hour: "2026-03-11 09:00:00", transactions: 1, flagged: 1, alerts: 1, fraud_rate: 1, avg_fraud_score: expect.closeTo(0.65, 9) }
+      {
+        hour: "2026-03-10 09:00:00",
+        transactions: 4,
+        flagged: 3,
+        alerts: 2,
+        fraud_rate: 0.75,
+        avg_fraud_score: expect.closeTo(0.5625, 9)
+      },
+      {
+        hour: "2026-03-10 10:00:00",
+        transactions: 3,
+        flagged: 1,
+        alerts: 1,
+        fraud_rate: expect.closeTo(1 / 3, 9),
+        avg_fraud_score: expect.closeTo(1.1 / 3, 9)
+      },
+      {
+        hour: "2026-03-11 09:00:00",
+        transactions: 1,
+        flagged: 1,
+        alerts: 1,
+        fraud_rate: 1,
+        avg_fraud_score: expect.closeTo(0.65, 9)
+      }
     ])
   })
 

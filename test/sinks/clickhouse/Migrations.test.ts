@@ -109,7 +109,9 @@ describe("ClickHouse migrations", () => {
     )
     expect(report.applied).toEqual([])
     expect(warnings).toHaveLength(migrationFiles.length) // every file uses analyticsTtlDays
-    expect(warnings.join("\n")).toContain('0003_rollups.sql was applied with {"analyticsTtlDays":"30"}, now {"analyticsTtlDays":"60"}')
+    expect(warnings.join("\n")).toContain(
+      "0003_rollups.sql was applied with {\"analyticsTtlDays\":\"30\"}, now {\"analyticsTtlDays\":\"60\"}"
+    )
     const [alerts] = await rows<{ create_table_query: string }>(
       "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'alerts'"
     )
