@@ -28,7 +28,9 @@ export const produceCommand = (settings: SentinelSettings, values: Record<string
         const alertShare = number(values, "alert-share", share, "a share between 0 and 1")
         const seed = number(values, "seed", Number.isInteger, "an integer")
         const start = values.start === undefined ? new Date() : new Date(String(values.start))
-        if (Number.isNaN(start.getTime())) throw new UsageError(`--start expects an ISO-8601 time, got "${String(values.start)}"`)
+        if (Number.isNaN(start.getTime())) {
+          throw new UsageError(`--start expects an ISO-8601 time, got "${String(values.start)}"`)
+        }
         return {
           count,
           rate,

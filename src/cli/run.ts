@@ -1,6 +1,6 @@
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Fiber, Layer } from "effect"
-import { type SentinelSettings, Settings } from "../config/Config.ts"
+import type { SentinelSettings } from "../config/Config.ts"
 import * as OutboxRelay from "../outbox/OutboxRelay.ts"
 import * as Pipeline from "../pipeline/Pipeline.ts"
 import * as AnalyticsWriter from "../sinks/clickhouse/AnalyticsWriter.ts"
@@ -10,8 +10,8 @@ import { connectAs } from "../sinks/postgres/WriterRole.ts"
 import * as KafkaSource from "../source/KafkaSource.ts"
 import * as Tracing from "../telemetry/Tracing.ts"
 
-/** Every service of the daemon, wired here at the edge and nowhere else. */
-export const daemonLayer = (settings: SentinelSettings) => {
+/** The daemon's stores and writers, wired here at the edge and nowhere else. */
+export const storesLayer = (settings: SentinelSettings) => {
   const postgres = PgClient.layer({
     url: settings.postgres.role === undefined
       ? settings.postgres.url
@@ -20,17 +20,14 @@ export const daemonLayer = (settings: SentinelSettings) => {
     applicationName: "sentinel"
   })
   const clickhouse = ClickHouse.layer(settings.clickhouse.target)
-  const stores = Layer.mergeAll(
+  return Layer.mergeAll(
     AlertWriter.layer({ autoBlockSeverities: settings.postgres.autoBlockSeverities }),
     AnalyticsWriter.layer(),
     OutboxRelay.layer(settings.outbox)
-  ).pipe(Layer.provide(Layer.merge(postgres, clickhouse)))
-  return Layer.mergeAll(
-    stores,
-    KafkaSource.layer(settings.kafka),
-    Layer.succeed(Settings, settings)
   ).pipe(
-    Layer.provide(
+    Layer.provide(Layer.merge(postgres, clickhouse)),
+    // The tracer is provided to the daemon's own fibers too, not only to the stores' construction.
+    Layer.provideMerge(
       Tracing.layer({ serviceName: settings.telemetry.serviceName, endpoint: settings.telemetry.otlpEndpoint })
     )
   )
@@ -38,28 +35,33 @@ export const daemonLayer = (settings: SentinelSettings) => {
 
 /**
  * `sentinel run`: consumes until SIGTERM or SIGINT, then stops taking records, finishes and commits
- * the batch in flight, lets the relay finish its claimed batch, closes every connection and exits 0.
- * Past `SENTINEL_SHUTDOWN_TIMEOUT_MS` the work in flight is abandoned uncommitted (it is redone,
+ * the batches in flight, lets the relay finish its claimed batch, closes every connection and exits
+ * 0. Past `SENTINEL_SHUTDOWN_TIMEOUT_MS` the work in flight is abandoned uncommitted (it is redone,
  * idempotently, on the next start).
  */
 export const runDaemon = (settings: SentinelSettings) =>
   Effect.gen(function*() {
     const stop = yield* Deferred.make<void>()
     const requestStop = (signal: NodeJS.Signals) => {
-      Effect.runFork(Effect.logInfo(`${signal} received: finishing the batch in flight`))
+      Effect.runFork(Effect.logInfo(`${signal} received: finishing the batches in flight`))
       Effect.runFork(Deferred.succeed(stop, undefined))
     }
     process.once("SIGTERM", requestStop)
     process.once("SIGINT", requestStop)
 
+    const alertSource = yield* KafkaSource.make(settings.kafka)
+    const analyticsSource = yield* KafkaSource.make({ ...settings.kafka, groupId: settings.kafka.analyticsGroupId })
     const relay = yield* OutboxRelay.OutboxRelay
-    const relayFiber = yield* Effect.fork(relay.run(stop))
+    const fibers = yield* Effect.all([
+      Effect.fork(Pipeline.run(settings, alertSource, Pipeline.alertPath, stop)),
+      Effect.fork(Pipeline.run(settings, analyticsSource, Pipeline.analyticsPath, stop)),
+      Effect.fork(relay.run(stop))
+    ])
     yield* Effect.logInfo("sentinel running")
     const deadline = Deferred.await(stop).pipe(Effect.zipRight(Effect.sleep(settings.shutdownTimeout)))
-    yield* Pipeline.run(stop).pipe(Effect.raceFirst(deadline))
-    yield* Fiber.join(relayFiber).pipe(Effect.raceFirst(Effect.sleep(settings.shutdownTimeout)))
+    yield* Fiber.joinAll(fibers).pipe(Effect.raceFirst(deadline))
     yield* Effect.logInfo("sentinel stopped").pipe(
       Effect.annotateLogs({ shutdownTimeoutMs: Duration.toMillis(settings.shutdownTimeout) })
     )
     return 0
-  }).pipe(Effect.scoped, Effect.provide(daemonLayer(settings)))
+  }).pipe(Effect.scoped, Effect.provide(storesLayer(settings)))

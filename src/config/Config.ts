@@ -8,6 +8,7 @@ import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, 
 import * as path from "node:path"
 import type { Severity } from "../contract/DetectionResult.ts"
 import { type ClickHouseTarget, targetFrom } from "../sinks/clickhouse/ClickHouse.ts"
+import { maxTtlDays } from "../sinks/clickhouse/Migrations.ts"
 
 export interface Topics {
   readonly detections: string
@@ -20,7 +21,10 @@ export interface SentinelSettings {
   readonly kafka: {
     readonly brokers: ReadonlyArray<string>
     readonly clientId: string
+    /** The alert path's consumer group (PostgreSQL). */
     readonly groupId: string
+    /** The analytics path's consumer group (ClickHouse): its own offsets, so either store may lag. */
+    readonly analyticsGroupId: string
     readonly topics: Topics
     /** Partitions of the topics Sentinel creates when they are missing. */
     readonly partitions: number
@@ -65,6 +69,12 @@ const positiveInt = (name: string, fallback: number) =>
     Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 })
   )
 
+/** ClickHouse `DateTime` ends in 2106: a longer TTL would wrap around and expire every row at once. */
+const ttlDays = (name: string, fallback: number) =>
+  positiveInt(name, fallback).pipe(
+    Config.validate({ message: `expected at most ${maxTtlDays} days`, validation: (n) => n <= maxTtlDays })
+  )
+
 const millis = (name: string, fallback: number) => positiveInt(name, fallback).pipe(Config.map(Duration.millis))
 
 const severities = ["MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] as const
@@ -89,6 +99,16 @@ const severityList = (name: string, fallback: string) =>
 const optionalString = (name: string) =>
   Config.option(Config.nonEmptyString(name)).pipe(Config.map(Option.getOrUndefined))
 
+const groupIds = Config.all({
+  groupId: Config.string("SENTINEL_GROUP_ID").pipe(Config.withDefault("sentinel")),
+  analyticsGroupId: optionalString("SENTINEL_ANALYTICS_GROUP_ID")
+}).pipe(
+  Config.map(({ analyticsGroupId, groupId }) => ({
+    groupId,
+    analyticsGroupId: analyticsGroupId ?? `${groupId}-analytics`
+  }))
+)
+
 /** The default chDB folder, beside the local stack's other data. */
 export const defaultClickHousePath = path.resolve(".sentinel", "data", "clickhouse")
 
@@ -103,7 +123,6 @@ export const config: Config.Config<SentinelSettings> = Config.all({
       })
     ),
     clientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("sentinel")),
-    groupId: Config.string("SENTINEL_GROUP_ID").pipe(Config.withDefault("sentinel")),
     topics: Config.all({
       detections: Config.string("SENTINEL_TOPIC_DETECTIONS").pipe(Config.withDefault("fraud-detection-results")),
       metrics: Config.string("SENTINEL_TOPIC_METRICS").pipe(Config.withDefault("performance-metrics")),
@@ -112,7 +131,7 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     }),
     partitions: positiveInt("SENTINEL_TOPIC_PARTITIONS", 6),
     maxInFlight: positiveInt("SENTINEL_MAX_IN_FLIGHT", 20_000)
-  }),
+  }).pipe(Config.zipWith(groupIds, (kafka, groups) => ({ ...kafka, ...groups }))),
   batch: Config.all({
     maxRecords: positiveInt("SENTINEL_BATCH_MAX_RECORDS", 2_000),
     maxWait: millis("SENTINEL_BATCH_MAX_WAIT_MS", 200)
@@ -139,8 +158,8 @@ export const config: Config.Config<SentinelSettings> = Config.all({
       CLICKHOUSE_PASSWORD: optionalString("CLICKHOUSE_PASSWORD"),
       CLICKHOUSE_DATABASE: optionalString("CLICKHOUSE_DATABASE")
     }).pipe(Config.map((env) => targetFrom(env, defaultClickHousePath))),
-    analyticsTtlDays: positiveInt("SENTINEL_CH_ANALYTICS_TTL_DAYS", 365),
-    metricsTtlDays: positiveInt("SENTINEL_CH_METRICS_TTL_DAYS", 90)
+    analyticsTtlDays: ttlDays("SENTINEL_CH_ANALYTICS_TTL_DAYS", 365),
+    metricsTtlDays: ttlDays("SENTINEL_CH_METRICS_TTL_DAYS", 90)
   }),
   outbox: Config.all({
     batchSize: positiveInt("SENTINEL_OUTBOX_BATCH_SIZE", 5_000),

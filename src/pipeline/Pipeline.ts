@@ -1,16 +1,26 @@
 /**
- * The consumer as one supervised stream: source → batcher → router → (Postgres ∥ ClickHouse) →
- * offset commit. A batch's offsets are committed only after both of its writes are durable, and
- * both writes are idempotent, so a crash anywhere replays work without doubling it.
+ * The consumer as supervised streams: source → batcher → router → sink → offset commit.
+ *
+ * Sentinel runs two paths, each its own Kafka consumer group over the same topics, so that one
+ * store going away never holds the other back:
+ * - the **alert path** writes alerts, accounts, audit rows, outbox rows and dead letters to
+ *   PostgreSQL (the outbox relay carries the alerts on to ClickHouse);
+ * - the **analytics path** writes transactions, detection results and metrics to ClickHouse.
+ * When ClickHouse is down, the analytics path waits and Kafka keeps its backlog (its offsets do not
+ * move) while alerts keep landing in PostgreSQL; when PostgreSQL is down, the alert path waits
+ * the same way. Nothing is held in memory beyond each source's bounded queue.
+ *
+ * A batch's offsets are committed only after its write is durable, and every write is idempotent,
+ * so a crash anywhere replays work without doubling it.
  */
 import { Deferred, Effect, Schedule, Stream } from "effect"
 import { batches, commitPoints } from "../batching/Batcher.ts"
-import { Settings } from "../config/Config.ts"
+import type { SentinelSettings } from "../config/Config.ts"
 import { route, type Routed, topicKinds } from "../routing/Router.ts"
 import { AnalyticsWriter } from "../sinks/clickhouse/AnalyticsWriter.ts"
 import { AlertWriter } from "../sinks/postgres/AlertWriter.ts"
 import type { KafkaRecord } from "../source/KafkaRecord.ts"
-import { Source } from "../source/KafkaSource.ts"
+import type { KafkaSource } from "../source/KafkaSource.ts"
 
 /**
  * Transient failures (a sink restarting, a dropped connection) are retried with capped, jittered
@@ -45,7 +55,44 @@ const currentTraceparent = Effect.map(
   (span) => span._tag === "Some" ? `00-${span.value.traceId}-${span.value.spanId}-01` : undefined
 )
 
-const batchAttributes = (batch: ReadonlyArray<KafkaRecord>, routed: Routed) => ({
+export interface Path<R> {
+  readonly name: "alerts" | "analytics"
+  /** Makes a routed batch durable in the path's store. */
+  readonly persist: (routed: Routed) => Effect.Effect<void, unknown, R>
+}
+
+/** PostgreSQL: alerts with their accounts, audit and outbox rows, audit events, and every dead letter. */
+export const alertPath: Path<AlertWriter> = {
+  name: "alerts",
+  persist: (routed) =>
+    Effect.gen(function*() {
+      const writer = yield* AlertWriter
+      const traceparent = yield* currentTraceparent
+      yield* retryTransient(
+        "postgres",
+        writer.write({
+          alerts: routed.alerts,
+          audits: routed.audits,
+          deadLetters: routed.deadLetters,
+          ...(traceparent === undefined ? {} : { traceparent })
+        })
+      )
+    })
+}
+
+/** ClickHouse: the analytics rows. Dead letters are the alert path's to store. */
+export const analyticsPath: Path<AnalyticsWriter> = {
+  name: "analytics",
+  persist: (routed) =>
+    Effect.flatMap(AnalyticsWriter, (writer) =>
+      retryTransient(
+        "clickhouse",
+        writer.write({ detections: routed.detections, transactions: routed.transactions, metrics: routed.metrics })
+      ))
+}
+
+const batchAttributes = (path: string, batch: ReadonlyArray<KafkaRecord>, routed: Routed) => ({
+  "sentinel.path": path,
   "messaging.system": "kafka",
   "messaging.operation.type": "process",
   "messaging.batch.message_count": batch.length,
@@ -54,30 +101,16 @@ const batchAttributes = (batch: ReadonlyArray<KafkaRecord>, routed: Routed) => (
   "messaging.destination.partition.ids": [...new Set(batch.map((r) => `${r.topic}/${r.partition}`))].join(",")
 })
 
-export const persistBatch = (batch: ReadonlyArray<KafkaRecord>) =>
+export const persistBatch = <R>(
+  settings: SentinelSettings,
+  source: KafkaSource,
+  path: Path<R>,
+  batch: ReadonlyArray<KafkaRecord>
+) =>
   Effect.gen(function*() {
-    const settings = yield* Settings
-    const source = yield* Source
-    const alerts = yield* AlertWriter
-    const analytics = yield* AnalyticsWriter
     const routed = route(topicKinds(settings.kafka.topics), batch)
-    yield* Effect.annotateCurrentSpan(batchAttributes(batch, routed))
-    const traceparent = yield* currentTraceparent
-    yield* Effect.all([
-      retryTransient(
-        "postgres",
-        alerts.write({
-          alerts: routed.alerts,
-          audits: routed.audits,
-          deadLetters: routed.deadLetters,
-          ...(traceparent === undefined ? {} : { traceparent })
-        })
-      ),
-      retryTransient(
-        "clickhouse",
-        analytics.write({ detections: routed.detections, transactions: routed.transactions, metrics: routed.metrics })
-      )
-    ], { concurrency: 2, discard: true })
+    yield* Effect.annotateCurrentSpan(batchAttributes(path.name, batch, routed))
+    yield* path.persist(routed)
     yield* source.commit(commitPoints(batch)).pipe(
       Effect.tapError((error) => Effect.logWarning(error.message)),
       Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.compose(Schedule.recurs(5)))),
@@ -90,15 +123,12 @@ export const persistBatch = (batch: ReadonlyArray<KafkaRecord>) =>
   }).pipe(Effect.withSpan("sentinel.batch"))
 
 /**
- * Runs until `stop` completes: then no new record is taken, the batch in flight is finished and
- * committed, and the effect returns.
+ * Runs one path until `stop` completes: then no new record is taken, the batch in flight is
+ * finished and committed, and the effect returns.
  */
-export const run = (stop: Deferred.Deferred<void>) =>
-  Effect.gen(function*() {
-    const settings = yield* Settings
-    const source = yield* Source
-    yield* batches(source.records.pipe(Stream.interruptWhen(Deferred.await(stop))), settings.batch).pipe(
-      Stream.mapEffect(persistBatch),
-      Stream.runDrain
-    )
-  })
+export const run = <R>(settings: SentinelSettings, source: KafkaSource, path: Path<R>, stop: Deferred.Deferred<void>) =>
+  batches(source.records.pipe(Stream.interruptWhen(Deferred.await(stop))), settings.batch).pipe(
+    Stream.mapEffect((batch) => persistBatch(settings, source, path, batch)),
+    Stream.runDrain,
+    Effect.annotateLogs({ path: path.name })
+  )

@@ -167,8 +167,7 @@ const open = (from: Machine, openFor: Duration.Duration, now: number): Machine =
 
 const closed = (from: Machine): Machine => Machine.Closed({ generation: from.generation + 1, calls: [] })
 
-const rate = (calls: ReadonlyArray<Call>, counts: (call: Call) => boolean) =>
-  calls.filter(counts).length / calls.length
+const rate = (calls: ReadonlyArray<Call>, counts: (call: Call) => boolean) => calls.filter(counts).length / calls.length
 
 /** Why the window says the sink is unhealthy, if it does. */
 const verdict = (config: CircuitBreakerConfig, calls: ReadonlyArray<Call>): string | undefined => {
@@ -196,11 +195,19 @@ const admit = (name: string, config: CircuitBreakerConfig) =>
     case "Closed":
       return [permit(false), current, reason]
     case "Open":
-      return [Effect.fail(new CircuitOpenError({ breaker: name, state: "open", retryAt: current.halfOpenAt })), current, reason]
+      return [
+        Effect.fail(new CircuitOpenError({ breaker: name, state: "open", retryAt: current.halfOpenAt })),
+        current,
+        reason
+      ]
     case "HalfOpen":
       return current.probes < config.halfOpenMaxProbes
         ? [permit(true), Machine.HalfOpen({ ...current, probes: current.probes + 1 }), reason]
-        : [Effect.fail(new CircuitOpenError({ breaker: name, state: "half-open", retryAt: undefined })), current, reason]
+        : [
+          Effect.fail(new CircuitOpenError({ breaker: name, state: "half-open", retryAt: undefined })),
+          current,
+          reason
+        ]
   }
 }
 

@@ -12,7 +12,7 @@
  * a partition we no longer own is skipped, so a revoked partition's in-flight records are either
  * written and committed, or written idempotently and left uncommitted for the new owner to redo.
  */
-import { Context, Data, Effect, Layer, Queue, Runtime, type Scope, Stream } from "effect"
+import { Data, Effect, Queue, Runtime, type Scope, Stream } from "effect"
 import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import type { KafkaRecord } from "./KafkaRecord.ts"
@@ -39,8 +39,6 @@ export interface KafkaSource {
   /** Partitions this member owns in the current generation. */
   readonly assigned: Effect.Effect<ReadonlyArray<{ topic: string; partitions: ReadonlyArray<number> }>>
 }
-
-export class Source extends Context.Tag("sentinel/Source")<Source, KafkaSource>() {}
 
 export type SourceConfig = SentinelSettings["kafka"]
 
@@ -164,5 +162,3 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
       assigned: Effect.sync(() => assignment)
     }
   })
-
-export const layer = (config: SourceConfig): Layer.Layer<Source, KafkaError> => Layer.scoped(Source, make(config))

@@ -159,10 +159,11 @@ describe("CircuitBreaker", () => {
       const latch = yield* Deferred.make<void>()
       const started = yield* Ref.make(0)
       const refused = yield* Ref.make(0)
-      const probe = breaker.protect(Ref.update(started, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(latch)))).pipe(
-        Effect.tapError(() => Ref.update(refused, (n) => n + 1)),
-        Effect.either
-      )
+      const probe = breaker.protect(Ref.update(started, (n) => n + 1).pipe(Effect.zipRight(Deferred.await(latch))))
+        .pipe(
+          Effect.tapError(() => Ref.update(refused, (n) => n + 1)),
+          Effect.either
+        )
       const all = yield* Effect.fork(Effect.all(Array.from({ length: 20 }, () => probe), { concurrency: "unbounded" }))
       yield* eventually(Effect.zipWith(Ref.get(started), Ref.get(refused), (s, r) => s + r === 20))
       expect(yield* Ref.get(started)).toBe(2)

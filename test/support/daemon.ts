@@ -112,13 +112,24 @@ export const waitFor = async <A>(
   throw new Error(`timed out waiting for ${what}`)
 }
 
-/** Committed offsets of the group against the end of every partition of the deployment's topics. */
+/**
+ * Records not yet committed by the daemon's consumer groups (the alert path's and the analytics
+ * path's), against the end of every partition of the deployment's topics.
+ */
 export const consumerLag = async (deployment: Deployment): Promise<number> => {
+  let lag = 0
+  for (const groupId of [deployment.groupId, `${deployment.groupId}-analytics`]) {
+    lag += await groupLag(deployment, groupId)
+  }
+  return lag
+}
+
+const groupLag = async (deployment: Deployment, groupId: string): Promise<number> => {
   const admin = kafkaFor().admin()
   await admin.connect()
   try {
     let lag = 0
-    const committed = await admin.fetchOffsets({ groupId: deployment.groupId, topics: [...deployment.topics] })
+    const committed = await admin.fetchOffsets({ groupId, topics: [...deployment.topics] })
     for (const { partitions, topic } of committed) {
       const ends = await admin.fetchTopicOffsets(topic)
       for (const end of ends) {
