@@ -16,7 +16,7 @@
 import { Deferred, Effect, Schedule, Stream } from "effect"
 import { batches, commitPoints } from "../batching/Batcher.ts"
 import type { SentinelSettings } from "../config/Config.ts"
-import { route, type Routed, topicKinds } from "../routing/Router.ts"
+import { emptyRouted, route, type Routed, topicKinds } from "../routing/Router.ts"
 import { AnalyticsWriter } from "../sinks/clickhouse/AnalyticsWriter.ts"
 import { AlertWriter } from "../sinks/postgres/AlertWriter.ts"
 import type { KafkaRecord } from "../source/KafkaRecord.ts"
@@ -55,15 +55,24 @@ const currentTraceparent = Effect.map(
   (span) => span._tag === "Some" ? `00-${span.value.traceId}-${span.value.spanId}-01` : undefined
 )
 
+/** A sink's failure that retrying cannot mend: the records, not the store, are at fault. */
+interface Rejection {
+  readonly classification: "transient" | "permanent"
+  readonly message: string
+}
+
 export interface Path<R> {
   readonly name: "alerts" | "analytics"
-  /** Makes a routed batch durable in the path's store. */
-  readonly persist: (routed: Routed) => Effect.Effect<void, unknown, R>
+  /** The store, as named in a dead letter's kind (`rejected_by_<store>`). */
+  readonly store: "postgres" | "clickhouse"
+  /** Makes a routed batch durable in the path's store; transient failures are retried inside. */
+  readonly persist: (routed: Routed) => Effect.Effect<void, Rejection, R>
 }
 
 /** PostgreSQL: alerts with their accounts, audit and outbox rows, audit events, and every dead letter. */
 export const alertPath: Path<AlertWriter> = {
   name: "alerts",
+  store: "postgres",
   persist: (routed) =>
     Effect.gen(function*() {
       const writer = yield* AlertWriter
@@ -83,6 +92,7 @@ export const alertPath: Path<AlertWriter> = {
 /** ClickHouse: the analytics rows. Dead letters are the alert path's to store. */
 export const analyticsPath: Path<AnalyticsWriter> = {
   name: "analytics",
+  store: "clickhouse",
   persist: (routed) =>
     Effect.flatMap(AnalyticsWriter, (writer) =>
       retryTransient(
@@ -101,6 +111,32 @@ const batchAttributes = (path: string, batch: ReadonlyArray<KafkaRecord>, routed
   "messaging.destination.partition.ids": [...new Set(batch.map((r) => `${r.topic}/${r.partition}`))].join(",")
 })
 
+/**
+ * Persists records, isolating the ones a store refuses for good: a permanent failure splits the
+ * batch in halves until the offending record stands alone, which becomes a dead letter (in
+ * PostgreSQL, whichever store refused it) while every other record of the batch is persisted.
+ */
+const persistIsolating = <R>(
+  kinds: ReturnType<typeof topicKinds>,
+  path: Path<R>,
+  records: ReadonlyArray<KafkaRecord>
+): Effect.Effect<void, Rejection, R | AlertWriter> =>
+  path.persist(route(kinds, records)).pipe(
+    Effect.catchIf((error) => error.classification === "permanent", (error) => {
+      if (records.length > 1) {
+        const middle = Math.ceil(records.length / 2)
+        return Effect.zipRight(
+          persistIsolating(kinds, path, records.slice(0, middle)),
+          persistIsolating(kinds, path, records.slice(middle))
+        )
+      }
+      const deadLetter = { record: records[0]!, kind: `rejected_by_${path.store}`, message: error.message }
+      return Effect.logWarning(`${path.store} refused a record: ${error.message}`).pipe(
+        Effect.zipRight(alertPath.persist({ ...emptyRouted(), deadLetters: [deadLetter] }))
+      )
+    })
+  )
+
 export const persistBatch = <R>(
   settings: SentinelSettings,
   source: KafkaSource,
@@ -108,9 +144,12 @@ export const persistBatch = <R>(
   batch: ReadonlyArray<KafkaRecord>
 ) =>
   Effect.gen(function*() {
-    const routed = route(topicKinds(settings.kafka.topics), batch)
+    const kinds = topicKinds(settings.kafka.topics)
+    const routed = route(kinds, batch)
     yield* Effect.annotateCurrentSpan(batchAttributes(path.name, batch, routed))
-    yield* path.persist(routed)
+    yield* path.persist(routed).pipe(
+      Effect.catchIf((error) => error.classification === "permanent", () => persistIsolating(kinds, path, batch))
+    )
     yield* source.commit(commitPoints(batch)).pipe(
       Effect.tapError((error) => Effect.logWarning(error.message)),
       Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.compose(Schedule.recurs(5)))),
