@@ -19,7 +19,7 @@ export const storesLayer = (settings: SentinelSettings) => {
     maxConnections: settings.postgres.maxConnections,
     applicationName: "sentinel"
   })
-  const clickhouse = ClickHouse.layer(settings.clickhouse.target)
+  const clickhouse = ClickHouse.layer(settings.clickhouse.target, { faultControl: settings.clickhouse.faultControl })
   return Layer.mergeAll(
     AlertWriter.layer({ autoBlockSeverities: settings.postgres.autoBlockSeverities }),
     AnalyticsWriter.layer(),

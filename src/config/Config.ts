@@ -46,6 +46,8 @@ export interface SentinelSettings {
     readonly target: ClickHouseTarget
     readonly analyticsTtlDays: number
     readonly metricsTtlDays: number
+    /** Outage drills: a control file that makes ClickHouse calls fail or hang (FaultInjection.ts). */
+    readonly faultControl: string | undefined
   }
   readonly outbox: {
     readonly batchSize: number
@@ -53,6 +55,8 @@ export interface SentinelSettings {
     readonly leaseDuration: Duration.Duration
     readonly retention: Duration.Duration
   }
+  /** How long one write to a store may take before it is abandoned as a transient failure. */
+  readonly sinkTimeout: Duration.Duration
   /** How long a stop may take to finish the batch in flight before it is abandoned. */
   readonly shutdownTimeout: Duration.Duration
   readonly telemetry: {
@@ -159,7 +163,8 @@ export const config: Config.Config<SentinelSettings> = Config.all({
       CLICKHOUSE_DATABASE: optionalString("CLICKHOUSE_DATABASE")
     }).pipe(Config.map((env) => targetFrom(env, defaultClickHousePath))),
     analyticsTtlDays: ttlDays("SENTINEL_CH_ANALYTICS_TTL_DAYS", 365),
-    metricsTtlDays: ttlDays("SENTINEL_CH_METRICS_TTL_DAYS", 90)
+    metricsTtlDays: ttlDays("SENTINEL_CH_METRICS_TTL_DAYS", 90),
+    faultControl: optionalString("SENTINEL_CLICKHOUSE_FAULTS")
   }),
   outbox: Config.all({
     batchSize: positiveInt("SENTINEL_OUTBOX_BATCH_SIZE", 5_000),
@@ -168,6 +173,7 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     retention: positiveInt("SENTINEL_OUTBOX_RETENTION_HOURS", 24).pipe(Config.map(Duration.hours))
   }),
   shutdownTimeout: millis("SENTINEL_SHUTDOWN_TIMEOUT_MS", 30_000),
+  sinkTimeout: millis("SENTINEL_SINK_TIMEOUT_MS", 30_000),
   telemetry: Config.all({
     serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("sentinel")),
     otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -13,7 +13,7 @@
  * A batch's offsets are committed only after its write is durable, and every write is idempotent,
  * so a crash anywhere replays work without doubling it.
  */
-import { Deferred, Effect, Schedule, Stream } from "effect"
+import { Data, Deferred, Duration, Effect, Schedule, Stream } from "effect"
 import { batches, commitPoints } from "../batching/Batcher.ts"
 import type { SentinelSettings } from "../config/Config.ts"
 import { emptyRouted, route, type Routed, topicKinds } from "../routing/Router.ts"
@@ -32,15 +32,27 @@ const untilRecovered = Schedule.exponential("100 millis", 2).pipe(
   Schedule.jittered
 )
 
+/** A write that took longer than `SENTINEL_SINK_TIMEOUT_MS`: a stalled store, retried like any outage. */
+export class SinkTimeout
+  extends Data.TaggedError("SinkTimeout")<{ readonly sink: string; readonly after: Duration.Duration }>
+{
+  readonly classification = "transient" as const
+  override get message() {
+    return `${this.sink} did not answer within ${Duration.format(this.after)}`
+  }
+}
+
 const retryTransient = <
   A,
   E extends { readonly classification: "transient" | "permanent"; readonly message: string },
   R
 >(
   sink: string,
+  timeout: Duration.Duration,
   effect: Effect.Effect<A, E, R>
 ) =>
   effect.pipe(
+    Effect.timeoutFail({ duration: timeout, onTimeout: () => new SinkTimeout({ sink, after: timeout }) }),
     Effect.tapError((error) =>
       Effect.logWarning(`${sink} write failed (${error.classification}): ${error.message}`).pipe(
         Effect.annotateLogs({ sink, classification: error.classification })
@@ -66,19 +78,20 @@ export interface Path<R> {
   /** The store, as named in a dead letter's kind (`rejected_by_<store>`). */
   readonly store: "postgres" | "clickhouse"
   /** Makes a routed batch durable in the path's store; transient failures are retried inside. */
-  readonly persist: (routed: Routed) => Effect.Effect<void, Rejection, R>
+  readonly persist: (routed: Routed, timeout: Duration.Duration) => Effect.Effect<void, Rejection, R>
 }
 
 /** PostgreSQL: alerts with their accounts, audit and outbox rows, audit events, and every dead letter. */
 export const alertPath: Path<AlertWriter> = {
   name: "alerts",
   store: "postgres",
-  persist: (routed) =>
+  persist: (routed, timeout) =>
     Effect.gen(function*() {
       const writer = yield* AlertWriter
       const traceparent = yield* currentTraceparent
       yield* retryTransient(
         "postgres",
+        timeout,
         writer.write({
           alerts: routed.alerts,
           audits: routed.audits,
@@ -93,10 +106,11 @@ export const alertPath: Path<AlertWriter> = {
 export const analyticsPath: Path<AnalyticsWriter> = {
   name: "analytics",
   store: "clickhouse",
-  persist: (routed) =>
+  persist: (routed, timeout) =>
     Effect.flatMap(AnalyticsWriter, (writer) =>
       retryTransient(
         "clickhouse",
+        timeout,
         writer.write({ detections: routed.detections, transactions: routed.transactions, metrics: routed.metrics })
       ))
 }
@@ -119,20 +133,21 @@ const batchAttributes = (path: string, batch: ReadonlyArray<KafkaRecord>, routed
 const persistIsolating = <R>(
   kinds: ReturnType<typeof topicKinds>,
   path: Path<R>,
+  timeout: Duration.Duration,
   records: ReadonlyArray<KafkaRecord>
 ): Effect.Effect<void, Rejection, R | AlertWriter> =>
-  path.persist(route(kinds, records)).pipe(
+  path.persist(route(kinds, records), timeout).pipe(
     Effect.catchIf((error) => error.classification === "permanent", (error) => {
       if (records.length > 1) {
         const middle = Math.ceil(records.length / 2)
         return Effect.zipRight(
-          persistIsolating(kinds, path, records.slice(0, middle)),
-          persistIsolating(kinds, path, records.slice(middle))
+          persistIsolating(kinds, path, timeout, records.slice(0, middle)),
+          persistIsolating(kinds, path, timeout, records.slice(middle))
         )
       }
       const deadLetter = { record: records[0]!, kind: `rejected_by_${path.store}`, message: error.message }
       return Effect.logWarning(`${path.store} refused a record: ${error.message}`).pipe(
-        Effect.zipRight(alertPath.persist({ ...emptyRouted(), deadLetters: [deadLetter] }))
+        Effect.zipRight(alertPath.persist({ ...emptyRouted(), deadLetters: [deadLetter] }, timeout))
       )
     })
   )
@@ -147,8 +162,11 @@ export const persistBatch = <R>(
     const kinds = topicKinds(settings.kafka.topics)
     const routed = route(kinds, batch)
     yield* Effect.annotateCurrentSpan(batchAttributes(path.name, batch, routed))
-    yield* path.persist(routed).pipe(
-      Effect.catchIf((error) => error.classification === "permanent", () => persistIsolating(kinds, path, batch))
+    yield* path.persist(routed, settings.sinkTimeout).pipe(
+      Effect.catchIf(
+        (error) => error.classification === "permanent",
+        () => persistIsolating(kinds, path, settings.sinkTimeout, batch)
+      )
     )
     yield* source.commit(commitPoints(batch)).pipe(
       Effect.tapError((error) => Effect.logWarning(error.message)),

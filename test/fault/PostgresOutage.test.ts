@@ -1,4 +1,3 @@
-import * as fs from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
 import {
@@ -14,12 +13,7 @@ import {
   waitFor
 } from "../support/daemon.ts"
 import { type PrivatePostgres, privatePostgres } from "./privatePostgres.ts"
-
-/** Resident memory of a process, in MB. */
-const rssOf = (pid: number): number => {
-  const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))
-  return Number(line?.replace(/\D+/g, "") ?? 0) / 1024
-}
+import { rssOf } from "./rss.ts"
 
 /** The daemon's resident memory must stay under this during an outage (its chDB engine included). */
 const rssBoundMb = 900

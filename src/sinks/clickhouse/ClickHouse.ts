@@ -6,6 +6,7 @@
 import { type ClickHouseClient, type ClickHouseClientConfigOptions, createClient } from "@clickhouse/client"
 import { createChdbConnection } from "chdb/connection"
 import { Context, Effect, Layer, type Scope } from "effect"
+import { withFaults } from "./FaultInjection.ts"
 
 export type ClickHouseTarget =
   | {
@@ -52,10 +53,22 @@ export const makeClient = (target: ClickHouseTarget): ClickHouseClient =>
 const embedded = (path: string) =>
   createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions["connection"]>
 
-export const make = (target: ClickHouseTarget): Effect.Effect<ClickHouseClient, never, Scope.Scope> =>
+export interface ClientOptions {
+  /** A fault-injection control file (outage drills): see FaultInjection.ts. */
+  readonly faultControl?: string | undefined
+}
+
+export const make = (
+  target: ClickHouseTarget,
+  options: ClientOptions = {}
+): Effect.Effect<ClickHouseClient, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.sync(() => makeClient(target)),
+    Effect.sync(() => {
+      const client = makeClient(target)
+      return options.faultControl === undefined ? client : withFaults(client, options.faultControl)
+    }),
     (client) => Effect.promise(() => client.close())
   )
 
-export const layer = (target: ClickHouseTarget): Layer.Layer<ClickHouse> => Layer.scoped(ClickHouse, make(target))
+export const layer = (target: ClickHouseTarget, options: ClientOptions = {}): Layer.Layer<ClickHouse> =>
+  Layer.scoped(ClickHouse, make(target, options))
