@@ -4,7 +4,7 @@
  *
  * Exit codes: 0 done, 1 failed at run time, 2 bad usage, 78 bad configuration (EX_CONFIG).
  */
-import { ConfigError, Effect, Logger, LogLevel } from "effect"
+import { Cause, ConfigError, Effect, Exit, Logger, LogLevel, Option } from "effect"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { describeConfigError, load, type SentinelSettings } from "../config/Config.ts"
 import { migrate } from "./migrate.ts"
@@ -103,21 +103,20 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     Effect.provide(Logger.json),
     Logger.withMinimumLogLevel(logLevel)
   )
-  try {
-    return await Effect.runPromise(program)
-  } catch (error) {
-    const cause = (error as { cause?: unknown }).cause ?? error
-    if (ConfigError.isConfigError(cause)) {
-      process.stderr.write(`sentinel: invalid configuration\n${describeConfigError(cause)}\n`)
-      return 78
-    }
-    if (cause instanceof UsageError) {
-      process.stderr.write(`sentinel ${name}: ${cause.message}\nusage: ${command.usage}\n`)
-      return 2
-    }
-    process.stderr.write(`sentinel ${name}: ${error instanceof Error ? error.message : String(error)}\n`)
-    return 1
+  const exit = await Effect.runPromiseExit(program)
+  if (Exit.isSuccess(exit)) return exit.value
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure) && ConfigError.isConfigError(failure.value)) {
+    process.stderr.write(`sentinel: invalid configuration\n${describeConfigError(failure.value)}\n`)
+    return 78
   }
+  if (Option.isSome(failure) && failure.value instanceof UsageError) {
+    process.stderr.write(`sentinel ${name}: ${failure.value.message}\nusage: ${command.usage}\n`)
+    return 2
+  }
+  const error = Option.getOrElse(failure, () => Cause.squash(exit.cause))
+  process.stderr.write(`sentinel ${name}: ${error instanceof Error ? error.message : Cause.pretty(exit.cause)}\n`)
+  return 1
 }
 
 main(process.argv.slice(2)).then((code) => process.exit(code))

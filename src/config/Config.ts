@@ -67,37 +67,52 @@ export interface SentinelSettings {
 
 export class Settings extends Context.Tag("sentinel/Settings")<Settings, SentinelSettings>() {}
 
+// Validation comes before the default: a default applies only to a missing variable, and the
+// error of a present one keeps the variable's name.
 const positiveInt = (name: string, fallback: number) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 })
+    Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
   )
 
 /** ClickHouse `DateTime` ends in 2106: a longer TTL would wrap around and expire every row at once. */
 const ttlDays = (name: string, fallback: number) =>
-  positiveInt(name, fallback).pipe(
-    Config.validate({ message: `expected at most ${maxTtlDays} days`, validation: (n) => n <= maxTtlDays })
+  Config.integer(name).pipe(
+    Config.validate({
+      message: `expected a whole number of days from 1 to ${maxTtlDays}`,
+      validation: (n) => n > 0 && n <= maxTtlDays
+    }),
+    Config.withDefault(fallback)
   )
 
 const millis = (name: string, fallback: number) => positiveInt(name, fallback).pipe(Config.map(Duration.millis))
 
 const severities = ["MINIMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"] as const
 
+const parseSeverities = (raw: string): ReadonlyArray<Severity> =>
+  raw.split(",").map((s) => s.trim().toUpperCase()).filter((s) => s !== "") as ReadonlyArray<Severity>
+
+/** `host:port` entries of a comma-separated list; empty when any entry is not one. */
+const brokerList = (raw: string): ReadonlyArray<string> => {
+  const brokers = raw.split(",").map((b) => b.trim()).filter((b) => b !== "")
+  return brokers.every((b) => /^[^:\s]+:\d+$/.test(b)) ? brokers : []
+}
+
 const severityList = (name: string, fallback: string) =>
   Config.string(name).pipe(
-    Config.withDefault(fallback),
     Config.mapOrFail((raw) => {
-      const items = raw.split(",").map((s) => s.trim().toUpperCase()).filter((s) => s !== "")
+      const items = parseSeverities(raw)
       const bad = items.filter((s) => !(severities as ReadonlyArray<string>).includes(s))
       return bad.length === 0
-        ? Either.right(items as ReadonlyArray<Severity>)
+        ? Either.right(items)
         : Either.left(
           ConfigError.InvalidData(
             [],
             `expected a comma-separated list of ${severities.join("|")}, got ${bad.join(",")}`
           )
         )
-    })
+    }),
+    Config.withDefault(parseSeverities(fallback))
   )
 
 const optionalString = (name: string) =>
@@ -119,12 +134,9 @@ export const defaultClickHousePath = path.resolve(".sentinel", "data", "clickhou
 export const config: Config.Config<SentinelSettings> = Config.all({
   kafka: Config.all({
     brokers: Config.string("KAFKA_BROKERS").pipe(
+      Config.validate({ message: "expected host:port[,host:port…]", validation: (s) => brokerList(s).length > 0 }),
       Config.withDefault("127.0.0.1:9092"),
-      Config.map((s) => s.split(",").map((b) => b.trim()).filter((b) => b !== "")),
-      Config.validate({
-        message: "expected host:port[,host:port…]",
-        validation: (bs) => bs.length > 0 && bs.every((b) => /^[^:\s]+:\d+$/.test(b))
-      })
+      Config.map(brokerList)
     ),
     clientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("sentinel")),
     topics: Config.all({
@@ -141,11 +153,10 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     maxWait: millis("SENTINEL_BATCH_MAX_WAIT_MS", 200)
   }),
   postgres: Config.all({
-    url: Config.redacted("DATABASE_URL").pipe(
-      Config.validate({
-        message: "expected a postgres:// URL",
-        validation: (url) => /^postgres(ql)?:\/\//.test(Redacted.value(url))
-      })
+    url: Config.string("DATABASE_URL").pipe(
+      Config.validate({ message: "expected a postgres:// URL", validation: (url) => /^postgres(ql)?:\/\//.test(url) }),
+      Config.withDefault("postgres://postgres@127.0.0.1:5432/postgres"),
+      Config.map(Redacted.make)
     ),
     maxConnections: positiveInt("SENTINEL_PG_MAX_CONNECTIONS", 8),
     role: Config.string("SENTINEL_PG_ROLE").pipe(
