@@ -21,8 +21,15 @@ import {
 
 export const kafkaVersion = process.env.SENTINEL_KAFKA_VERSION ?? "4.1.1"
 const libs = path.join(dirs.cache, `kafka-${kafkaVersion}`, "libs")
-const dataDir = path.join(dirs.data, "kafka")
 const marker = "kafka.Kafka"
+
+/** A broker's name (its pid and log files) and data folder; the stack runs one, fault tests their own. */
+export interface KafkaInstance {
+  readonly name: string
+  readonly dataDir: string
+}
+
+export const stackKafka: KafkaInstance = { name: "kafka", dataDir: path.join(dirs.data, "kafka") }
 
 /** Fetches the broker's jars once; a completed fetch leaves a stamp so a broken one is redone. */
 const ensureJars = async (log: (line: string) => void): Promise<void> => {
@@ -56,7 +63,7 @@ const java = (args: ReadonlyArray<string>) => [
   ...args
 ]
 
-const writeConfig = (port: number, controllerPort: number): string => {
+const writeConfig = ({ dataDir }: KafkaInstance, port: number, controllerPort: number): string => {
   const file = path.join(dataDir, "server.properties")
   const partitions = process.env.SENTINEL_TOPIC_PARTITIONS ?? "6"
   fs.writeFileSync(
@@ -112,9 +119,11 @@ export interface KafkaState {
 
 export const startKafka = async (
   previous: KafkaState | undefined,
-  log: (line: string) => void
+  log: (line: string) => void,
+  instance: KafkaInstance = stackKafka
 ): Promise<{ brokers: string; state: KafkaState; started: boolean }> => {
-  const running = readStarted("kafka")
+  const { dataDir, name } = instance
+  const running = readStarted(name)
   if (isAlive(running) && previous !== undefined) {
     const brokers = `127.0.0.1:${previous.port}`
     await waitUntil("kafka", () => probeKafka(brokers), 60_000)
@@ -125,7 +134,7 @@ export const startKafka = async (
   ensureDir(dataDir)
   const port = await choosePort(process.env.SENTINEL_KAFKA_PORT, previous?.port)
   const controllerPort = await choosePort(process.env.SENTINEL_KAFKA_CONTROLLER_PORT, previous?.controllerPort)
-  const config = writeConfig(port, controllerPort)
+  const config = writeConfig(instance, port, controllerPort)
   if (!fs.existsSync(path.join(dataDir, "logs", "meta.properties"))) {
     log("kafka: formatting KRaft storage")
     await run(
@@ -133,12 +142,12 @@ export const startKafka = async (
       java(["kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", config, "--ignore-formatted"])
     )
   }
-  const pid = spawnDetached("java", java([marker, config]), "kafka")
-  recordStarted("kafka", { pid, marker })
+  const pid = spawnDetached("java", java([marker, config]), name)
+  recordStarted(name, { pid, marker: config })
   const brokers = `127.0.0.1:${port}`
   await waitUntil("kafka", () => probeKafka(brokers), 90_000, () => {
-    if (!isAlive({ pid, marker })) {
-      throw new Error(`kafka exited during start; see ${path.join(dirs.logs, "kafka.log")}`)
+    if (!isAlive({ pid, marker: config })) {
+      throw new Error(`kafka exited during start; see ${path.join(dirs.logs, `${name}.log`)}`)
     }
   })
   return { brokers, state: { port, controllerPort }, started: true }

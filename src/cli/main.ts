@@ -37,14 +37,16 @@ const commands: Record<string, Command> = {
   },
   produce: {
     summary: "publish realistic detector output to Sentinel's topics",
-    usage: "sentinel produce --count N [--rate R] [--malformed F] [--duplicates F] [--alert-share F] [--seed S]\n" +
+    usage:
+      "sentinel produce --count N [--rate R] [--malformed F] [--duplicates F] [--alert-share F] [--seed S] [--start T] [--first N]\n" +
       "  --count N         records to publish (re-sent duplicates included)\n" +
       "  --rate R          records per second (default: as fast as possible)\n" +
       "  --malformed F     share of malformed records, 0..1 (default 0.01)\n" +
       "  --duplicates F    share of re-sent detection results, 0..1 (default 0.01)\n" +
       "  --alert-share F   share of results at MEDIUM or above, 0..1 (default 0.20)\n" +
       "  --seed S          seed: the same seed and start publish the same records (default 1)\n" +
-      "  --start T         when the first transaction happened, ISO-8601; one per second after (default: now)",
+      "  --start T         when the first transaction happened, ISO-8601; one per second after (default: now)\n" +
+      "  --first N         number of the first record: its transaction id is T<N>, so runs can follow one another (default 0)",
     options: {
       count: { type: "string" },
       rate: { type: "string" },
@@ -52,7 +54,8 @@ const commands: Record<string, Command> = {
       duplicates: { type: "string" },
       "alert-share": { type: "string" },
       seed: { type: "string" },
-      start: { type: "string" }
+      start: { type: "string" },
+      first: { type: "string" }
     },
     run: (settings, values) => produceCommand(settings, values)
   }

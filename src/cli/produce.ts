@@ -27,6 +27,7 @@ export const produceCommand = (settings: SentinelSettings, values: Record<string
         const duplicateShare = number(values, "duplicates", share, "a share between 0 and 1")
         const alertShare = number(values, "alert-share", share, "a share between 0 and 1")
         const seed = number(values, "seed", Number.isInteger, "an integer")
+        const first = number(values, "first", (n) => Number.isInteger(n) && n >= 0, "a non-negative integer")
         const start = values.start === undefined ? new Date() : new Date(String(values.start))
         if (Number.isNaN(start.getTime())) {
           throw new UsageError(`--start expects an ISO-8601 time, got "${String(values.start)}"`)
@@ -38,7 +39,8 @@ export const produceCommand = (settings: SentinelSettings, values: Record<string
           ...(malformedShare === undefined ? {} : { malformedShare }),
           ...(duplicateShare === undefined ? {} : { duplicateShare }),
           ...(alertShare === undefined ? {} : { alertShare }),
-          ...(seed === undefined ? {} : { seed })
+          ...(seed === undefined ? {} : { seed }),
+          ...(first === undefined ? {} : { first })
         }
       },
       catch: (error) => error

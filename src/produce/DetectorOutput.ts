@@ -519,6 +519,8 @@ export interface TopicMix {
 export interface PlanOptions extends GeneratorOptions {
   /** Records to produce, re-sent duplicates included. */
   readonly count: number
+  /** The number of the first message (its transaction id, its time): plans that follow one another stay distinct. Default 0. */
+  readonly first?: number
   readonly seed?: number
   /** Share of records that are malformed detection results. Default 0.01. */
   readonly malformedShare?: number
@@ -587,8 +589,10 @@ export function* plan(options: PlanOptions): Generator<PlannedMessage, void, und
   const retryable: Array<PlannedMessage & { readonly expected: Extract<Expected, { kind: "detection" }> }> = []
   // Selection sampling: exactly round(count × share) re-sends, spread over the plan.
   let resendsLeft = Math.round(options.count * (options.duplicateShare ?? 0.01))
-  for (let n = 0; n < options.count; n++) {
-    if (retryable.length > 0 && chance(rng, resendsLeft / (options.count - n))) {
+  const first = options.first ?? 0
+  for (let i = 0; i < options.count; i++) {
+    const n = first + i
+    if (retryable.length > 0 && chance(rng, resendsLeft / (options.count - i))) {
       resendsLeft--
       const original = takeAny(rng, retryable)
       yield { ...original, expected: { ...original.expected, duplicate: true } }

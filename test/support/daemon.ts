@@ -125,7 +125,7 @@ export const consumerLag = async (deployment: Deployment): Promise<number> => {
 }
 
 const groupLag = async (deployment: Deployment, groupId: string): Promise<number> => {
-  const admin = kafkaFor().admin()
+  const admin = kafkaFor(uniqueName("lag"), deployment.env.KAFKA_BROKERS).admin()
   await admin.connect()
   try {
     let lag = 0

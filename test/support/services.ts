@@ -16,8 +16,8 @@ export const stackEnv = (): Record<string, string> => inject("stackEnv")
 export const uniqueName = (prefix: string): string =>
   `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`
 
-export const kafkaFor = (clientId = uniqueName("test")) =>
-  new Kafka({ clientId, brokers: stackEnv().KAFKA_BROKERS!.split(","), logLevel: logLevel.NOTHING })
+export const kafkaFor = (clientId = uniqueName("test"), brokers = stackEnv().KAFKA_BROKERS!) =>
+  new Kafka({ clientId, brokers: brokers.split(","), logLevel: logLevel.NOTHING })
 
 export const createTopics = async (topics: ReadonlyArray<string>, numPartitions = 6): Promise<void> => {
   const admin = kafkaFor().admin()

@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { expectExactlyOnce } from "../pipeline/expected.ts"
+import {
+  type Deployment,
+  drained,
+  freshDeployment,
+  pgQuery,
+  produce,
+  sentinel,
+  startDaemon,
+  stopDaemon,
+  waitFor
+} from "../support/daemon.ts"
+import { type PrivateKafka, privateKafka } from "./privateKafka.ts"
+import { rssOf } from "./rss.ts"
+
+const rssBoundMb = 900
+
+describe("the Kafka broker restarted mid-stream", () => {
+  let kafka: PrivateKafka
+  let deployment: Deployment
+  beforeAll(async () => {
+    kafka = await privateKafka()
+    deployment = await freshDeployment({ KAFKA_BROKERS: kafka.brokers })
+    await sentinel(deployment.env, "migrate")
+  }, 240_000)
+  afterAll(async () => {
+    await deployment.drop()
+    await kafka.remove()
+  })
+
+  it("reconnects, continues from committed offsets, and ends with exact counts", async () => {
+    const alerts = async () =>
+      Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
+    const first = await produce(
+      deployment.env,
+      "--count",
+      "10000",
+      "--malformed",
+      "0.02",
+      "--duplicates",
+      "0.02",
+      "--seed",
+      "31"
+    )
+    const daemon = startDaemon(deployment.env)
+    await waitFor("some alerts before the restart", async () => (await alerts()) > 100 ? true : undefined)
+
+    await kafka.restart()
+    const restarted = Date.now()
+    const atRestart = await alerts()
+    const peakRss = rssOf(daemon.child.pid!)
+    await waitFor("alerts to flow again", async () => (await alerts()) > atRestart ? true : undefined, 60_000)
+    const recoveredWithin = Date.now() - restarted
+    // Records produced after the restart are consumed too.
+    const second = await produce(
+      deployment.env,
+      "--count",
+      "10000",
+      "--malformed",
+      "0.02",
+      "--duplicates",
+      "0.02",
+      "--seed",
+      "32",
+      "--first",
+      "10000"
+    )
+    const tally = sum(first, second)
+    await waitFor("every record committed and every alert relayed", () => drained(deployment, tally.alerts), 180_000)
+    expect(await stopDaemon(daemon), daemon.output()).toEqual({ code: 0, signal: null })
+    await expectExactlyOnce(deployment, tally)
+    expect(peakRss).toBeLessThan(rssBoundMb)
+    expect(recoveredWithin).toBeLessThan(30_000)
+    console.log(JSON.stringify({ rssMbAtRestart: Math.round(peakRss), recoveredWithinMs: recoveredWithin }))
+  })
+})
+
+type Tally = Awaited<ReturnType<typeof produce>>
+
+const add = <K extends string>(a: Record<K, number>, b: Record<K, number>) =>
+  Object.fromEntries(Object.keys(a).map((k) => [k, a[k as K] + b[k as K]])) as Record<K, number>
+
+const sum = (a: Tally, b: Tally): Tally => ({
+  records: a.records + b.records,
+  malformed: add(a.malformed, b.malformed),
+  detections: add(a.detections, b.detections),
+  alerts: a.alerts + b.alerts,
+  duplicates: a.duplicates + b.duplicates,
+  metrics: a.metrics + b.metrics,
+  transactions: a.transactions + b.transactions,
+  audits: a.audits + b.audits
+})
