@@ -3,6 +3,7 @@ import { Deferred, Duration, Effect, Fiber, Layer } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
 import * as OutboxRelay from "../outbox/OutboxRelay.ts"
 import * as Pipeline from "../pipeline/Pipeline.ts"
+import { supervised } from "../resilience/Supervisor.ts"
 import * as AnalyticsWriter from "../sinks/clickhouse/AnalyticsWriter.ts"
 import * as ClickHouse from "../sinks/clickhouse/ClickHouse.ts"
 import * as AlertWriter from "../sinks/postgres/AlertWriter.ts"
@@ -49,17 +50,30 @@ export const runDaemon = (settings: SentinelSettings) =>
     process.once("SIGTERM", requestStop)
     process.once("SIGINT", requestStop)
 
-    const alertSource = yield* KafkaSource.make(settings.kafka)
-    const analyticsSource = yield* KafkaSource.make({ ...settings.kafka, groupId: settings.kafka.analyticsGroupId })
     const relay = yield* OutboxRelay.OutboxRelay
+    // Each path owns its consumer: a restarted path resumes from its committed offsets.
+    const path = <R>(groupId: string, route: Pipeline.Path<R>) =>
+      supervised(
+        `${route.name} path`,
+        settings.supervision,
+        Effect.scoped(
+          Effect.flatMap(
+            KafkaSource.make({ ...settings.kafka, groupId }),
+            (source) => Pipeline.run(settings, source, route, stop)
+          )
+        )
+      )
     const fibers = yield* Effect.all([
-      Effect.fork(Pipeline.run(settings, alertSource, Pipeline.alertPath, stop)),
-      Effect.fork(Pipeline.run(settings, analyticsSource, Pipeline.analyticsPath, stop)),
-      Effect.fork(relay.run(stop))
+      Effect.fork(path(settings.kafka.groupId, Pipeline.alertPath)),
+      Effect.fork(path(settings.kafka.analyticsGroupId, Pipeline.analyticsPath)),
+      Effect.fork(supervised("outbox relay", settings.supervision, relay.run(stop)))
     ])
     yield* Effect.logInfo("sentinel running")
     const deadline = Deferred.await(stop).pipe(Effect.zipRight(Effect.sleep(settings.shutdownTimeout)))
-    yield* Fiber.joinAll(fibers).pipe(Effect.raceFirst(deadline))
+    // The first fiber to give up (a crash loop) stops the daemon, which then exits non-zero.
+    yield* Effect.all(fibers.map(Fiber.join), { concurrency: "unbounded", discard: true }).pipe(
+      Effect.raceFirst(deadline)
+    )
     yield* Effect.logInfo("sentinel stopped").pipe(
       Effect.annotateLogs({ shutdownTimeoutMs: Duration.toMillis(settings.shutdownTimeout) })
     )

@@ -55,6 +55,12 @@ export interface SentinelSettings {
     readonly leaseDuration: Duration.Duration
     readonly retention: Duration.Duration
   }
+  /** Restarts of a crashed fiber; see src/resilience/Supervisor.ts. */
+  readonly supervision: {
+    readonly maxRestarts: number
+    readonly window: Duration.Duration
+    readonly backoff: Duration.Duration
+  }
   /** How long one write to a store may take before it is abandoned as a transient failure. */
   readonly sinkTimeout: Duration.Duration
   /** How long a stop may take to finish the batch in flight before it is abandoned. */
@@ -185,6 +191,11 @@ export const config: Config.Config<SentinelSettings> = Config.all({
   }),
   shutdownTimeout: millis("SENTINEL_SHUTDOWN_TIMEOUT_MS", 30_000),
   sinkTimeout: millis("SENTINEL_SINK_TIMEOUT_MS", 30_000),
+  supervision: Config.all({
+    maxRestarts: positiveInt("SENTINEL_MAX_RESTARTS", 5),
+    window: millis("SENTINEL_RESTART_WINDOW_MS", 60_000),
+    backoff: millis("SENTINEL_RESTART_BACKOFF_MS", 1_000)
+  }),
   telemetry: Config.all({
     serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("sentinel")),
     otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT")
