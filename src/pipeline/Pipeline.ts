@@ -52,6 +52,9 @@ const retryTransient = <
   effect: Effect.Effect<A, E, R>
 ) =>
   effect.pipe(
+    // Disconnected: a write stuck on a stalled connection is abandoned at once, its interruption
+    // (a rollback on that same connection, say) finishing in the background.
+    Effect.disconnect,
     Effect.timeoutFail({ duration: timeout, onTimeout: () => new SinkTimeout({ sink, after: timeout }) }),
     Effect.tapError((error) =>
       Effect.logWarning(`${sink} write failed (${error.classification}): ${error.message}`).pipe(
