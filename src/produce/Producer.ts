@@ -33,7 +33,8 @@ export const produce = (
     }
     return yield* Effect.tryPromise({
       try: async () => {
-        const producer = client.producer({ allowAutoTopicCreation: false })
+        // Idempotent: a send retried across a broker restart is written once, as the detector should do.
+        const producer = client.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 })
         await producer.connect()
         try {
           const planned: Array<{ readonly expected: Expected }> = []

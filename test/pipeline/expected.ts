@@ -8,6 +8,16 @@ export const numericFeaturesPerResult = 14
 export const expectExactlyOnce = async (deployment: Deployment, tally: PlanTally) => {
   const detections = Object.values(tally.detections).reduce((a, b) => a + b, 0)
   const url = deployment.databaseUrl
+  // Dead letters first: a wrong one says more when its message is in view.
+  const kinds = await pgQuery<{ error_kind: string; n: string; example: string }>(
+    url,
+    "SELECT error_kind, count(*) AS n, min(error_message) AS example FROM dead_letters GROUP BY error_kind"
+  )
+  const expectedKinds = Object.fromEntries(Object.entries(tally.malformed).filter(([, n]) => n > 0))
+  expect(Object.fromEntries(kinds.map((k) => [k.error_kind, Number(k.n)])), JSON.stringify(kinds)).toEqual(
+    expectedKinds
+  )
+
   const [pgCounts] = await pgQuery<Record<string, string>>(
     url,
     `SELECT (SELECT count(*) FROM fraud_alerts) AS alerts,
@@ -37,13 +47,6 @@ export const expectExactlyOnce = async (deployment: Deployment, tally: PlanTally
     auditRows: tally.alerts + Number(pgCounts!.blocked) + tally.audits,
     deadLetters: Object.values(tally.malformed).reduce((a, b) => a + b, 0)
   })
-  const kinds = await pgQuery<{ error_kind: string; n: string }>(
-    url,
-    "SELECT error_kind, count(*) AS n FROM dead_letters GROUP BY error_kind"
-  )
-  const expectedKinds = Object.fromEntries(Object.entries(tally.malformed).filter(([, n]) => n > 0))
-  expect(Object.fromEntries(kinds.map((k) => [k.error_kind, Number(k.n)]))).toEqual(expectedKinds)
-
   const ch = await clickhouseCounts(deployment, [
     "transaction_records",
     "detection_results",

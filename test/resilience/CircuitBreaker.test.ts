@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Data, Deferred, Effect, Either, Fiber, Metric, Ref, Stream, TestClock } from "effect"
+import { Clock, Data, Deferred, Effect, Either, Fiber, FiberStatus, Metric, Ref, Stream, TestClock } from "effect"
 import { vi } from "vitest"
 import * as CircuitBreaker from "../../src/resilience/CircuitBreaker.ts"
 
@@ -48,23 +48,30 @@ const openFor = (breaker: CircuitBreaker.CircuitBreaker) =>
 
 const gauge = (name: string) => Metric.value(Metric.tagged(CircuitBreaker.stateGauge, "breaker", name))
 
-/** Collects the breaker's changes from now on; the returned effect yields what was seen so far. */
+/** Yields to other fibers until `condition` holds; dies if it never does. */
+const eventually = (condition: Effect.Effect<boolean>, yields = 100): Effect.Effect<void> =>
+  Effect.flatMap(condition, (holds) =>
+    holds
+      ? Effect.void
+      : yields === 0
+      ? Effect.dieMessage("condition never held")
+      : Effect.zipRight(Effect.yieldNow(), eventually(condition, yields - 1)))
+
+/** Subscribes to the breaker's changes; the returned function waits for the first `n` and gives them. */
 const record = (breaker: CircuitBreaker.CircuitBreaker) =>
   Effect.gen(function*() {
     const seen = yield* Ref.make<ReadonlyArray<CircuitBreaker.StateChange>>([])
-    yield* breaker.changes.pipe(
+    const subscriber = yield* breaker.changes.pipe(
       Stream.runForEach((change) => Ref.update(seen, (changes) => [...changes, change])),
       Effect.forkScoped
     )
-    // Let the subscriber start before anything happens.
-    yield* Effect.yieldNow()
-    return Ref.get(seen).pipe(Effect.map((changes) => changes.map(({ from, to }) => `${from} → ${to}`)))
+    // Suspended: subscribed, and waiting for the first change.
+    yield* eventually(Effect.map(Fiber.status(subscriber), FiberStatus.isSuspended))
+    return (n: number) =>
+      eventually(Effect.map(Ref.get(seen), (changes) => changes.length >= n)).pipe(Effect.zipRight(Ref.get(seen)))
   })
 
-const eventually = (condition: Effect.Effect<boolean>) =>
-  Effect.gen(function*() {
-    while (!(yield* condition)) yield* Effect.yieldNow()
-  })
+const arrows = (changes: ReadonlyArray<CircuitBreaker.StateChange>) => changes.map(({ from, to }) => `${from} → ${to}`)
 
 describe("CircuitBreaker", () => {
   it.scoped("stays closed while the window holds fewer than minimumCalls calls", () =>
@@ -79,19 +86,15 @@ describe("CircuitBreaker", () => {
   it.scoped("opens on the failure rate over a full window", () =>
     Effect.gen(function*() {
       const breaker = yield* make("failure-rate")
-      const reasons = yield* Ref.make<ReadonlyArray<string>>([])
-      yield* breaker.changes.pipe(
-        Stream.runForEach(({ reason }) => Ref.update(reasons, (all) => [...all, reason])),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow()
+      const changes = yield* record(breaker)
       yield* times(2, call(breaker, Effect.void))
       yield* call(breaker, sinkDown)
       expect(yield* breaker.state).toBe("closed")
       yield* call(breaker, sinkDown)
       expect(yield* breaker.state).toBe("open")
-      yield* eventually(Ref.get(reasons).pipe(Effect.map((all) => all.length === 1)))
-      expect(yield* Ref.get(reasons)).toEqual(["failure rate 0.50 ≥ 0.5 over 4 calls"])
+      expect(yield* changes(1)).toMatchObject([
+        { breaker: "failure-rate", from: "closed", to: "open", reason: "failure rate 0.50 ≥ 0.5 over 4 calls", at: 0 }
+      ])
     }))
 
   it.scoped("judges only the last windowSize calls", () =>
@@ -115,7 +118,9 @@ describe("CircuitBreaker", () => {
       expect(yield* breaker.state).toBe("closed")
       yield* call(breaker, Effect.zipRight(slow, badRecord))
       expect(yield* breaker.state).toBe("open")
-      expect(yield* changes).toEqual(["closed → open"])
+      expect(yield* changes(1)).toMatchObject([
+        { to: "open", reason: "slow-call rate 0.50 ≥ 0.5 over 4 calls (slower than 1s)" }
+      ])
     }))
 
   it.scoped("lets errors that do not count pass through as successes", () =>
@@ -146,8 +151,7 @@ describe("CircuitBreaker", () => {
       yield* TestClock.adjust("999 millis")
       expect(yield* breaker.state).toBe("open")
       yield* TestClock.adjust("1 millis")
-      yield* eventually(changes.pipe(Effect.map((seen) => seen.length === 2)))
-      expect(yield* changes).toEqual(["closed → open", "open → half-open"])
+      expect(arrows(yield* changes(2))).toEqual(["closed → open", "open → half-open"])
       expect(yield* breaker.state).toBe("half-open")
     }))
 
@@ -203,8 +207,13 @@ describe("CircuitBreaker", () => {
       yield* TestClock.adjust("4 seconds")
       yield* call(breaker, sinkDown)
       expect(yield* openFor(breaker)).toBe(4000)
-      yield* eventually(changes.pipe(Effect.map((seen) => seen.length === 7)))
-      expect(yield* changes).toEqual([
+      const seen = yield* changes(7)
+      expect(seen.map(({ reason }) => reason).filter((reason) => reason.startsWith("probe"))).toEqual([
+        "probe failed: connection refused",
+        "probe took 2s (slower than 1s)",
+        "probe failed: connection refused"
+      ])
+      expect(arrows(seen)).toEqual([
         "closed → open",
         "open → half-open",
         "half-open → open",
@@ -289,8 +298,7 @@ describe("CircuitBreaker", () => {
       expect((yield* gauge("observed")).value).toBe(1)
       yield* times(2, call(breaker, Effect.void))
       expect((yield* gauge("observed")).value).toBe(0)
-      yield* eventually(changes.pipe(Effect.map((seen) => seen.length === 3)))
-      expect(yield* changes).toEqual(["closed → open", "open → half-open", "half-open → closed"])
+      expect(arrows(yield* changes(3))).toEqual(["closed → open", "open → half-open", "half-open → closed"])
     }))
 
   it.scoped("adds an event to the span of the call that changed the state", () =>
