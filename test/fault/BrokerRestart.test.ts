@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
 import {
+  alertCount,
   type Deployment,
   drained,
   freshDeployment,
-  pgQuery,
   produce,
   sentinel,
   startDaemon,
@@ -12,9 +12,7 @@ import {
   waitFor
 } from "../support/daemon.ts"
 import { type PrivateKafka, privateKafka } from "./privateKafka.ts"
-import { rssOf } from "./rss.ts"
-
-const rssBoundMb = 900
+import { rssBoundMb, rssOf } from "./rss.ts"
 
 describe("the Kafka broker restarted mid-stream", () => {
   let kafka: PrivateKafka
@@ -30,8 +28,7 @@ describe("the Kafka broker restarted mid-stream", () => {
   })
 
   it("reconnects, continues from committed offsets, and ends with exact counts", async () => {
-    const alerts = async () =>
-      Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
+    const alerts = () => alertCount(deployment)
     const first = await produce(
       deployment.env,
       "--count",

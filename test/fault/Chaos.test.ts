@@ -3,10 +3,11 @@ import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
 import {
+  alertCount,
+  alertsFlowAgain,
   type Deployment,
   drained,
   freshDeployment,
-  pgQuery,
   produce,
   sentinel,
   sleep,
@@ -17,9 +18,7 @@ import {
 import { projectRoot, uniqueName } from "../support/services.ts"
 import { type PrivateKafka, privateKafka } from "./privateKafka.ts"
 import { type PrivatePostgres, privatePostgres } from "./privatePostgres.ts"
-import { rssOf } from "./rss.ts"
-
-const rssBoundMb = 900
+import { rssBoundMb, rssOf } from "./rss.ts"
 
 describe("chaos: a PostgreSQL outage, a ClickHouse outage, a broker restart and two SIGKILLs in one run", () => {
   let postgres: PrivatePostgres
@@ -47,12 +46,8 @@ describe("chaos: a PostgreSQL outage, a ClickHouse outage, a broker restart and 
   })
 
   it("ends 50,000 records with malformed and re-sent ones with exactly the expected rows", async () => {
-    const alerts = async () =>
-      Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
-    const flowing = async (what: string) => {
-      const before = await alerts()
-      await waitFor(what, async () => (await alerts()) > before ? true : undefined, 60_000)
-    }
+    const alerts = () => alertCount(deployment)
+    const flowing = (what: string) => alertsFlowAgain(deployment, what)
     let peakRss = 0
     const watch = async (pid: number, ms: number) => {
       for (let waited = 0; waited < ms; waited += 500) {

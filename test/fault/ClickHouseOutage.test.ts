@@ -15,9 +15,7 @@ import {
   waitFor
 } from "../support/daemon.ts"
 import { projectRoot, uniqueName } from "../support/services.ts"
-import { rssOf } from "./rss.ts"
-
-const rssBoundMb = 900
+import { rssBoundMb, rssOf } from "./rss.ts"
 
 describe("ClickHouse failing, then hanging, mid-stream", () => {
   let deployment: Deployment

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
 import {
+  alertCount,
   type Deployment,
   drained,
   freshDeployment,
-  pgQuery,
   produce,
   sentinel,
   sleep,
@@ -12,10 +12,8 @@ import {
   stopDaemon,
   waitFor
 } from "../support/daemon.ts"
-import { rssOf } from "./rss.ts"
+import { rssBoundMb, rssOf } from "./rss.ts"
 import { type TcpProxy, tcpProxy } from "./tcpProxy.ts"
-
-const rssBoundMb = 900
 
 describe("PostgreSQL connections refused, reset and stalled by a proxy", () => {
   let deployment: Deployment
@@ -39,8 +37,7 @@ describe("PostgreSQL connections refused, reset and stalled by a proxy", () => {
 
   it("retries through every kind of cut and ends with exact counts", async () => {
     // Verification reads PostgreSQL directly, not through the proxy.
-    const alerts = async () =>
-      Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
+    const alerts = () => alertCount(deployment)
     const producing = produce(
       deployment.env,
       "--count",

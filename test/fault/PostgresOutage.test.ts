@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
 import {
+  alertCount,
   type Deployment,
   drained,
   freshDeployment,
-  pgQuery,
   produce,
   sentinel,
   sleep,
@@ -13,11 +13,9 @@ import {
   waitFor
 } from "../support/daemon.ts"
 import { type PrivatePostgres, privatePostgres } from "./privatePostgres.ts"
-import { rssOf } from "./rss.ts"
+import { rssBoundMb, rssOf } from "./rss.ts"
 
 /** The daemon's resident memory must stay under this during an outage (its chDB engine included). */
-const rssBoundMb = 900
-
 describe("PostgreSQL stopped mid-stream and started again", () => {
   let postgres: PrivatePostgres
   let deployment: Deployment
@@ -47,8 +45,7 @@ describe("PostgreSQL stopped mid-stream and started again", () => {
       "21"
     )
     const daemon = startDaemon(deployment.env)
-    const alerts = async () =>
-      Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
+    const alerts = () => alertCount(deployment)
     await waitFor("some alerts before the outage", async () => (await alerts()) > 100 ? true : undefined)
     await postgres.stop()
     let peakRss = 0

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest"
 import {
+  alertCount,
   type Deployment,
   drained,
   freshDeployment,
-  pgQuery,
   produce,
   sentinel,
   sleep,
@@ -12,9 +12,6 @@ import {
   waitFor
 } from "../support/daemon.ts"
 import { expectExactlyOnce } from "./expected.ts"
-
-const alertsStored = async (deployment: Deployment) =>
-  Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
 
 /**
  * Produces 10,000 records at a steady rate while a daemon consumes them, interrupts that daemon
@@ -38,7 +35,7 @@ const interruptedRun = async (deployment: Deployment, signal: NodeJS.Signals) =>
   const first = startDaemon(deployment.env)
   await waitFor(
     "the first daemon to persist some alerts",
-    async () => (await alertsStored(deployment)) > 50 ? true : undefined
+    async () => (await alertCount(deployment)) > 50 ? true : undefined
   )
   await sleep(Math.floor(Math.random() * 1000))
   const exit = await stopDaemon(first, signal)

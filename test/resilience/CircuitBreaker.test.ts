@@ -247,7 +247,7 @@ describe("CircuitBreaker", () => {
       yield* trip(breaker)
       yield* TestClock.adjust("1 second")
       yield* Deferred.succeed(latch, undefined)
-      yield* Fiber.join(late)
+      expect(yield* Fiber.join(late)).toMatchObject({ left: { _tag: "SinkDown" } })
       expect(yield* breaker.state).toBe("half-open")
     }))
 

@@ -191,3 +191,13 @@ export const clickhouseCounts = async (deployment: Deployment, tables: ReadonlyA
   )
   return JSON.parse(stdout) as Record<string, number>
 }
+
+/** Alerts stored so far: how the fault tests see the alert path move. */
+export const alertCount = async (deployment: Deployment): Promise<number> =>
+  Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
+
+/** Waits until the alert path stores a new alert: the daemon, untouched, is writing again. */
+export const alertsFlowAgain = async (deployment: Deployment, what: string, timeoutMs = 60_000): Promise<void> => {
+  const before = await alertCount(deployment)
+  await waitFor(what, async () => (await alertCount(deployment)) > before ? true : undefined, timeoutMs)
+}
