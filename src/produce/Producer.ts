@@ -3,7 +3,7 @@
  * speed or at a steady rate: what `sentinel produce` runs for the tests, the demo and the benchmark.
  */
 import { Effect } from "effect"
-import { CompressionTypes, type Message } from "kafkajs"
+import { CompressionTypes, type Message, Partitioners } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import type { TopicKind } from "../contract/Decode.ts"
 import { ensureTopics, kafkaClient, KafkaError, topicList } from "../source/KafkaSource.ts"
@@ -34,7 +34,13 @@ export const produce = (
     return yield* Effect.tryPromise({
       try: async () => {
         // Idempotent: a send retried across a broker restart is written once, as the detector should do.
-        const producer = client.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 })
+        const producer = client.producer({
+          allowAutoTopicCreation: false,
+          idempotent: true,
+          maxInFlightRequests: 1,
+          // The Java client's partitioner (murmur2): keys land where the detector's own producer puts them.
+          createPartitioner: Partitioners.DefaultPartitioner
+        })
         await producer.connect()
         try {
           const planned: Array<{ readonly expected: Expected }> = []
