@@ -3,6 +3,7 @@ import { Deferred, Duration, Effect, Fiber, Layer } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
 import * as OutboxRelay from "../outbox/OutboxRelay.ts"
 import * as Pipeline from "../pipeline/Pipeline.ts"
+import * as CircuitBreaker from "../resilience/CircuitBreaker.ts"
 import { supervised } from "../resilience/Supervisor.ts"
 import * as AnalyticsWriter from "../sinks/clickhouse/AnalyticsWriter.ts"
 import * as ClickHouse from "../sinks/clickhouse/ClickHouse.ts"
@@ -51,21 +52,28 @@ export const runDaemon = (settings: SentinelSettings) =>
     process.once("SIGINT", requestStop)
 
     const relay = yield* OutboxRelay.OutboxRelay
+    const guard = (store: Pipeline.SinkGuard["store"]) =>
+      Effect.map(
+        CircuitBreaker.make(store, { ...settings.breaker, isFailure: Pipeline.isTransient }),
+        (breaker): Pipeline.SinkGuard => ({ store, timeout: settings.sinkTimeout, breaker, retry: settings.retry })
+      )
+    const alertPath = Pipeline.alertPath(yield* guard("postgres"))
+    const analyticsPath = Pipeline.analyticsPath(yield* guard("clickhouse"))
     // Each path owns its consumer: a restarted path resumes from its committed offsets.
-    const path = <R>(groupId: string, route: Pipeline.Path<R>) =>
+    const consume = <R>(groupId: string, path: Pipeline.Path<R>) =>
       supervised(
-        `${route.name} path`,
+        `${path.name} path`,
         settings.supervision,
         Effect.scoped(
           Effect.flatMap(
             KafkaSource.make({ ...settings.kafka, groupId }),
-            (source) => Pipeline.run(settings, source, route, stop)
+            (source) => Pipeline.run(settings, source, path, alertPath, stop)
           )
         )
       )
     const fibers = yield* Effect.all([
-      Effect.fork(path(settings.kafka.groupId, Pipeline.alertPath)),
-      Effect.fork(path(settings.kafka.analyticsGroupId, Pipeline.analyticsPath)),
+      Effect.fork(consume(settings.kafka.groupId, alertPath)),
+      Effect.fork(consume(settings.kafka.analyticsGroupId, analyticsPath)),
       Effect.fork(supervised("outbox relay", settings.supervision, relay.run(stop)))
     ])
     yield* Effect.logInfo("sentinel running")

@@ -7,6 +7,8 @@
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import * as path from "node:path"
 import type { Severity } from "../contract/DetectionResult.ts"
+import type { CircuitBreakerConfig } from "../resilience/CircuitBreaker.ts"
+import type { RetryPolicy } from "../resilience/RetryPolicy.ts"
 import { type ClickHouseTarget, targetFrom } from "../sinks/clickhouse/ClickHouse.ts"
 import { maxTtlDays } from "../sinks/clickhouse/Migrations.ts"
 
@@ -55,6 +57,10 @@ export interface SentinelSettings {
     readonly leaseDuration: Duration.Duration
     readonly retention: Duration.Duration
   }
+  /** Retries of a store's transient failures (src/resilience/RetryPolicy.ts). */
+  readonly retry: RetryPolicy
+  /** One breaker per store, both with these settings (src/resilience/CircuitBreaker.ts). */
+  readonly breaker: Omit<CircuitBreakerConfig, "isFailure">
   /** Restarts of a crashed fiber; see src/resilience/Supervisor.ts. */
   readonly supervision: {
     readonly maxRestarts: number
@@ -88,6 +94,12 @@ const ttlDays = (name: string, fallback: number) =>
       message: `expected a whole number of days from 1 to ${maxTtlDays}`,
       validation: (n) => n > 0 && n <= maxTtlDays
     }),
+    Config.withDefault(fallback)
+  )
+
+const share = (name: string, fallback: number) =>
+  Config.number(name).pipe(
+    Config.validate({ message: "expected a share between 0 and 1", validation: (n) => n >= 0 && n <= 1 }),
     Config.withDefault(fallback)
   )
 
@@ -191,6 +203,26 @@ export const config: Config.Config<SentinelSettings> = Config.all({
   }),
   shutdownTimeout: millis("SENTINEL_SHUTDOWN_TIMEOUT_MS", 30_000),
   sinkTimeout: millis("SENTINEL_SINK_TIMEOUT_MS", 30_000),
+  retry: Config.all({
+    initialDelay: millis("SENTINEL_RETRY_INITIAL_MS", 100),
+    maxDelay: millis("SENTINEL_RETRY_MAX_DELAY_MS", 10_000),
+    maxElapsed: millis("SENTINEL_RETRY_MAX_ELAPSED_MS", 300_000),
+    factor: Config.number("SENTINEL_RETRY_FACTOR").pipe(
+      Config.validate({ message: "expected a number of at least 1", validation: (n) => n >= 1 }),
+      Config.withDefault(2)
+    )
+  }),
+  breaker: Config.all({
+    windowSize: positiveInt("SENTINEL_BREAKER_WINDOW", 20),
+    minimumCalls: positiveInt("SENTINEL_BREAKER_MIN_CALLS", 5),
+    failureRateThreshold: share("SENTINEL_BREAKER_FAILURE_RATE", 0.5),
+    slowCallRateThreshold: share("SENTINEL_BREAKER_SLOW_CALL_RATE", 0.8),
+    slowCallDuration: millis("SENTINEL_BREAKER_SLOW_CALL_MS", 10_000),
+    openDuration: millis("SENTINEL_BREAKER_OPEN_MS", 1_000),
+    maxOpenDuration: millis("SENTINEL_BREAKER_MAX_OPEN_MS", 15_000),
+    halfOpenMaxProbes: positiveInt("SENTINEL_BREAKER_HALF_OPEN_PROBES", 1),
+    halfOpenSuccessesToClose: positiveInt("SENTINEL_BREAKER_SUCCESSES_TO_CLOSE", 1)
+  }),
   supervision: Config.all({
     maxRestarts: positiveInt("SENTINEL_MAX_RESTARTS", 5),
     window: millis("SENTINEL_RESTART_WINDOW_MS", 60_000),

@@ -16,21 +16,13 @@
 import { Data, Deferred, Duration, Effect, Schedule, Stream } from "effect"
 import { batches, commitPoints } from "../batching/Batcher.ts"
 import type { SentinelSettings } from "../config/Config.ts"
+import { type CircuitBreaker, type CircuitOpenError } from "../resilience/CircuitBreaker.ts"
+import { type RetryPolicy, retryTransient } from "../resilience/RetryPolicy.ts"
 import { emptyRouted, route, type Routed, topicKinds } from "../routing/Router.ts"
 import { AnalyticsWriter } from "../sinks/clickhouse/AnalyticsWriter.ts"
 import { AlertWriter } from "../sinks/postgres/AlertWriter.ts"
 import type { KafkaRecord } from "../source/KafkaRecord.ts"
 import type { KafkaSource } from "../source/KafkaSource.ts"
-
-/**
- * Transient failures (a sink restarting, a dropped connection) are retried with capped, jittered
- * exponential backoff for as long as they last: while a batch waits, the source's bounded queue
- * fills and consumption pauses, and nothing is committed past it.
- */
-const untilRecovered = Schedule.exponential("100 millis", 2).pipe(
-  Schedule.union(Schedule.spaced("10 seconds")),
-  Schedule.jittered
-)
 
 /** A write that took longer than `SENTINEL_SINK_TIMEOUT_MS`: a stalled store, retried like any outage. */
 export class SinkTimeout
@@ -42,26 +34,41 @@ export class SinkTimeout
   }
 }
 
-const retryTransient = <
-  A,
-  E extends { readonly classification: "transient" | "permanent"; readonly message: string },
-  R
->(
-  sink: string,
-  timeout: Duration.Duration,
-  effect: Effect.Effect<A, E, R>
-) =>
-  effect.pipe(
+/** A store's failure, as its writer classifies it. */
+interface Classified {
+  readonly classification: "transient" | "permanent"
+  readonly message: string
+}
+
+export const isTransient = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "classification" in error && error.classification === "transient"
+
+/** What stands between a path and its store: a timeout per write, the store's breaker, the retry policy. */
+export interface SinkGuard {
+  readonly store: "postgres" | "clickhouse"
+  readonly timeout: Duration.Duration
+  readonly breaker: CircuitBreaker
+  readonly retry: RetryPolicy
+}
+
+/**
+ * Each attempt is timed out and passes through the breaker; transient failures (the store
+ * restarting, a dropped connection, an open breaker) are retried with jittered, capped backoff.
+ * While a write waits, the source's bounded queue fills and consumption pauses, and nothing is
+ * committed past it. Past the policy's bound the failure is returned and the path restarts
+ * (src/resilience/Supervisor.ts) from its committed offsets.
+ */
+const guarded = <A, E extends Classified, R>(guard: SinkGuard, write: Effect.Effect<A, E, R>) =>
+  write.pipe(
     // Disconnected: a write stuck on a stalled connection is abandoned at once, its interruption
     // (a rollback on that same connection, say) finishing in the background.
     Effect.disconnect,
-    Effect.timeoutFail({ duration: timeout, onTimeout: () => new SinkTimeout({ sink, after: timeout }) }),
-    Effect.tapError((error) =>
-      Effect.logWarning(`${sink} write failed (${error.classification}): ${error.message}`).pipe(
-        Effect.annotateLogs({ sink, classification: error.classification })
-      )
-    ),
-    Effect.retry({ schedule: untilRecovered, while: (error) => error.classification === "transient" })
+    Effect.timeoutFail({
+      duration: guard.timeout,
+      onTimeout: () => new SinkTimeout({ sink: guard.store, after: guard.timeout })
+    }),
+    guard.breaker.protect,
+    retryTransient<E | SinkTimeout>(guard.store, isTransient, guard.retry)
   )
 
 /** The W3C `traceparent` of the current span, stored on outbox rows so the relay can link back to it. */
@@ -70,31 +77,24 @@ const currentTraceparent = Effect.map(
   (span) => span._tag === "Some" ? `00-${span.value.traceId}-${span.value.spanId}-01` : undefined
 )
 
-/** A sink's failure that retrying cannot mend: the records, not the store, are at fault. */
-interface Rejection {
-  readonly classification: "transient" | "permanent"
-  readonly message: string
-}
-
 export interface Path<R> {
   readonly name: "alerts" | "analytics"
   /** The store, as named in a dead letter's kind (`rejected_by_<store>`). */
   readonly store: "postgres" | "clickhouse"
   /** Makes a routed batch durable in the path's store; transient failures are retried inside. */
-  readonly persist: (routed: Routed, timeout: Duration.Duration) => Effect.Effect<void, Rejection, R>
+  readonly persist: (routed: Routed) => Effect.Effect<void, Classified | CircuitOpenError, R>
 }
 
 /** PostgreSQL: alerts with their accounts, audit and outbox rows, audit events, and every dead letter. */
-export const alertPath: Path<AlertWriter> = {
+export const alertPath = (guard: SinkGuard): Path<AlertWriter> => ({
   name: "alerts",
-  store: "postgres",
-  persist: (routed, timeout) =>
+  store: guard.store,
+  persist: (routed) =>
     Effect.gen(function*() {
       const writer = yield* AlertWriter
       const traceparent = yield* currentTraceparent
-      yield* retryTransient(
-        "postgres",
-        timeout,
+      yield* guarded(
+        guard,
         writer.write({
           alerts: routed.alerts,
           audits: routed.audits,
@@ -103,20 +103,22 @@ export const alertPath: Path<AlertWriter> = {
         })
       )
     })
-}
+})
 
 /** ClickHouse: the analytics rows. Dead letters are the alert path's to store. */
-export const analyticsPath: Path<AnalyticsWriter> = {
+export const analyticsPath = (guard: SinkGuard): Path<AnalyticsWriter> => ({
   name: "analytics",
-  store: "clickhouse",
-  persist: (routed, timeout) =>
+  store: guard.store,
+  persist: (routed) =>
     Effect.flatMap(AnalyticsWriter, (writer) =>
-      retryTransient(
-        "clickhouse",
-        timeout,
+      guarded(
+        guard,
         writer.write({ detections: routed.detections, transactions: routed.transactions, metrics: routed.metrics })
       ))
-}
+})
+
+const isPermanent = (error: Classified | CircuitOpenError): error is Classified =>
+  "classification" in error && error.classification === "permanent"
 
 const batchAttributes = (path: string, batch: ReadonlyArray<KafkaRecord>, routed: Routed) => ({
   "sentinel.path": path,
@@ -130,46 +132,44 @@ const batchAttributes = (path: string, batch: ReadonlyArray<KafkaRecord>, routed
 
 /**
  * Persists records, isolating the ones a store refuses for good: a permanent failure splits the
- * batch in halves until the offending record stands alone, which becomes a dead letter (in
- * PostgreSQL, whichever store refused it) while every other record of the batch is persisted.
+ * batch in halves until the offending record stands alone, which becomes a dead letter (stored by
+ * `deadLetters`, the alert path, whichever store refused it) while every other record is persisted.
  */
-const persistIsolating = <R>(
+const persistIsolating = <R, D>(
   kinds: ReturnType<typeof topicKinds>,
   path: Path<R>,
-  timeout: Duration.Duration,
+  deadLetters: Path<D>,
   records: ReadonlyArray<KafkaRecord>
-): Effect.Effect<void, Rejection, R | AlertWriter> =>
-  path.persist(route(kinds, records), timeout).pipe(
-    Effect.catchIf((error) => error.classification === "permanent", (error) => {
+): Effect.Effect<void, Classified | CircuitOpenError, R | D> =>
+  path.persist(route(kinds, records)).pipe(
+    Effect.catchIf(isPermanent, (error) => {
       if (records.length > 1) {
         const middle = Math.ceil(records.length / 2)
         return Effect.zipRight(
-          persistIsolating(kinds, path, timeout, records.slice(0, middle)),
-          persistIsolating(kinds, path, timeout, records.slice(middle))
+          persistIsolating(kinds, path, deadLetters, records.slice(0, middle)),
+          persistIsolating(kinds, path, deadLetters, records.slice(middle))
         )
       }
       const deadLetter = { record: records[0]!, kind: `rejected_by_${path.store}`, message: error.message }
       return Effect.logWarning(`${path.store} refused a record: ${error.message}`).pipe(
-        Effect.zipRight(alertPath.persist({ ...emptyRouted(), deadLetters: [deadLetter] }, timeout))
+        Effect.zipRight(deadLetters.persist({ ...emptyRouted(), deadLetters: [deadLetter] }))
       )
     })
   )
 
-export const persistBatch = <R>(
+export const persistBatch = <R, D>(
   settings: SentinelSettings,
   source: KafkaSource,
   path: Path<R>,
+  deadLetters: Path<D>,
   batch: ReadonlyArray<KafkaRecord>
 ) =>
   Effect.gen(function*() {
     const kinds = topicKinds(settings.kafka.topics)
     const routed = route(kinds, batch)
     yield* Effect.annotateCurrentSpan(batchAttributes(path.name, batch, routed))
-    yield* path.persist(routed, settings.sinkTimeout).pipe(
-      Effect.catchIf(
-        (error) => error.classification === "permanent",
-        () => persistIsolating(kinds, path, settings.sinkTimeout, batch)
-      )
+    yield* path.persist(routed).pipe(
+      Effect.catchIf(isPermanent, () => persistIsolating(kinds, path, deadLetters, batch))
     )
     yield* source.commit(commitPoints(batch)).pipe(
       Effect.tapError((error) => Effect.logWarning(error.message)),
@@ -186,9 +186,15 @@ export const persistBatch = <R>(
  * Runs one path until `stop` completes: then no new record is taken, the batch in flight is
  * finished and committed, and the effect returns.
  */
-export const run = <R>(settings: SentinelSettings, source: KafkaSource, path: Path<R>, stop: Deferred.Deferred<void>) =>
+export const run = <R, D>(
+  settings: SentinelSettings,
+  source: KafkaSource,
+  path: Path<R>,
+  deadLetters: Path<D>,
+  stop: Deferred.Deferred<void>
+) =>
   batches(source.records.pipe(Stream.interruptWhen(Deferred.await(stop))), settings.batch).pipe(
-    Stream.mapEffect((batch) => persistBatch(settings, source, path, batch)),
+    Stream.mapEffect((batch) => persistBatch(settings, source, path, deadLetters, batch)),
     Stream.runDrain,
     Effect.annotateLogs({ path: path.name })
   )

@@ -146,11 +146,10 @@ type Step<A> = readonly [result: A, next: Machine, reason?: string | undefined]
 
 interface Permit {
   readonly generation: number
-  readonly probe: boolean
   readonly startedAt: number
 }
 
-const halfOpen = (open: Data.TaggedEnum.Value<Machine, "Open">): Step<void> => [
+const toHalfOpen = (open: Data.TaggedEnum.Value<Machine, "Open">): Step<void> => [
   undefined,
   Machine.HalfOpen({ generation: open.generation + 1, openFor: open.openFor, probes: 0, successes: 0 }),
   `open period of ${Duration.format(open.openFor)} is over`
@@ -159,7 +158,7 @@ const halfOpen = (open: Data.TaggedEnum.Value<Machine, "Open">): Step<void> => [
 /** Calls and `state` reads apply a due half-open themselves rather than rely on the timer's punctuality. */
 const halfOpenIfDue = (machine: Machine, now: number): Step<void> =>
   machine._tag === "Open" && machine.halfOpenAt !== undefined && now >= machine.halfOpenAt
-    ? halfOpen(machine)
+    ? toHalfOpen(machine)
     : [undefined, machine]
 
 const open = (from: Machine, openFor: Duration.Duration, now: number): Machine =>
@@ -190,10 +189,10 @@ const admit = (name: string, config: CircuitBreakerConfig) =>
   now: number
 ): Step<Effect.Effect<Permit, CircuitOpenError>> => {
   const [, current, reason] = halfOpenIfDue(machine, now)
-  const permit = (probe: boolean) => Effect.succeed({ generation: current.generation, probe, startedAt: now })
+  const permit = Effect.succeed({ generation: current.generation, startedAt: now })
   switch (current._tag) {
     case "Closed":
-      return [permit(false), current, reason]
+      return [permit, current, reason]
     case "Open":
       return [
         Effect.fail(new CircuitOpenError({ breaker: name, state: "open", retryAt: current.halfOpenAt })),
@@ -202,7 +201,7 @@ const admit = (name: string, config: CircuitBreakerConfig) =>
       ]
     case "HalfOpen":
       return current.probes < config.halfOpenMaxProbes
-        ? [permit(true), Machine.HalfOpen({ ...current, probes: current.probes + 1 }), reason]
+        ? [permit, Machine.HalfOpen({ ...current, probes: current.probes + 1 }), reason]
         : [
           Effect.fail(new CircuitOpenError({ breaker: name, state: "half-open", retryAt: undefined })),
           current,
@@ -211,50 +210,46 @@ const admit = (name: string, config: CircuitBreakerConfig) =>
   }
 }
 
-const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 const complete = (config: CircuitBreakerConfig, permit: Permit, exit: Exit.Exit<unknown, unknown>) =>
 (
   machine: Machine,
   now: number
 ): Step<void> => {
+  // The phase that admitted the call is over (and Open admits none): the outcome says nothing about this one.
+  if (machine.generation !== permit.generation || machine._tag === "Open") return [undefined, machine]
   // An interrupted call has no outcome; it only gives back its probe slot.
-  const interrupted = Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
-  if (machine.generation !== permit.generation || (interrupted && machine._tag !== "HalfOpen")) {
-    return [undefined, machine]
+  if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
+    return [
+      undefined,
+      machine._tag === "HalfOpen" ? Machine.HalfOpen({ ...machine, probes: machine.probes - 1 }) : machine
+    ]
   }
   const failure = Exit.isFailure(exit)
     ? Option.filter(Cause.failureOption(exit.cause), config.isFailure)
     : Option.none()
   const duration = Duration.millis(now - permit.startedAt)
   const call: Call = { failed: Option.isSome(failure), slow: Duration.greaterThan(duration, config.slowCallDuration) }
-  switch (machine._tag) {
-    case "Closed": {
-      const calls = [...machine.calls.slice(machine.calls.length < config.windowSize ? 0 : 1), call]
-      const reason = verdict(config, calls)
-      return reason === undefined
-        ? [undefined, Machine.Closed({ ...machine, calls })]
-        : [undefined, open(machine, Duration.decode(config.openDuration), now), reason]
-    }
-    case "Open":
-      return [undefined, machine]
-    case "HalfOpen": {
-      const probes = machine.probes - 1
-      if (interrupted) return [undefined, Machine.HalfOpen({ ...machine, probes })]
-      if (call.failed || call.slow) {
-        const openFor = Duration.min(Duration.times(machine.openFor, 2), config.maxOpenDuration)
-        const why = Option.match(failure, {
-          onSome: (error) => `probe failed: ${describe(error)}`,
-          onNone: () => `probe took ${Duration.format(duration)}`
-        })
-        return [undefined, open(machine, openFor, now), why]
-      }
-      const successes = machine.successes + 1
-      return successes >= config.halfOpenSuccessesToClose
-        ? [undefined, closed(machine), `${successes} successful probes`]
-        : [undefined, Machine.HalfOpen({ ...machine, probes, successes })]
-    }
+  if (machine._tag === "Closed") {
+    const calls = [...machine.calls.slice(machine.calls.length < config.windowSize ? 0 : 1), call]
+    const reason = verdict(config, calls)
+    return reason === undefined
+      ? [undefined, Machine.Closed({ ...machine, calls })]
+      : [undefined, open(machine, Duration.decode(config.openDuration), now), reason]
   }
+  if (call.failed || call.slow) {
+    const openFor = Duration.min(Duration.times(machine.openFor, 2), config.maxOpenDuration)
+    const reason = Option.match(failure, {
+      onSome: (error) => `probe failed: ${messageOf(error)}`,
+      onNone: () => `probe took ${Duration.format(duration)} (slower than ${Duration.format(config.slowCallDuration)})`
+    })
+    return [undefined, open(machine, openFor, now), reason]
+  }
+  const successes = machine.successes + 1
+  return successes >= config.halfOpenSuccessesToClose
+    ? [undefined, closed(machine), `${successes} successful probes`]
+    : [undefined, Machine.HalfOpen({ ...machine, probes: machine.probes - 1, successes })]
 }
 
 const validate = (config: CircuitBreakerConfig): string | undefined =>
@@ -314,7 +309,7 @@ export const make = (name: string, config: CircuitBreakerConfig): Effect.Effect<
           const [result, next, reason] = step(machine, now)
           if (reason !== undefined) {
             yield* announce({ breaker: name, from: stateOf(machine), to: stateOf(next), reason, at: now })
-            if (next._tag === "Open") yield* halfOpenLater(next)
+            if (next._tag === "Open" && next.halfOpenAt !== undefined) yield* halfOpenLater(next)
           }
           return [result, next] as const
         }))
@@ -324,11 +319,13 @@ export const make = (name: string, config: CircuitBreakerConfig): Effect.Effect<
       Effect.sleep(opened.openFor).pipe(
         Effect.zipRight(update((machine) =>
           machine._tag === "Open" && machine.generation === opened.generation
-            ? halfOpen(machine)
+            ? toHalfOpen(machine)
             : [undefined, machine]
         )),
         // Not part of the call that opened the breaker: its span has ended by then.
         Effect.mapInputContext((context: Context.Context<never>) => Context.omit(Tracer.ParentSpan)(context)),
+        // Forked under the lock, which is uninterruptible; the scope must still be able to end it.
+        Effect.interruptible,
         Effect.forkIn(scope),
         Effect.asVoid
       )

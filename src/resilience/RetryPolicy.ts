@@ -51,10 +51,13 @@ const backoff = (policy: RetryPolicy) =>
     Schedule.jitteredWith({ min: 0.5, max: 1 })
   )
 
-const notBeforeRetryAt = (error: unknown, delay: Duration.Duration) =>
-  error instanceof CircuitOpenError && error.retryAt !== undefined
-    ? Effect.map(Clock.currentTimeMillis, (now) => Duration.max(delay, Duration.millis(error.retryAt! - now)))
-    : Effect.succeed(delay)
+/** An open breaker says when it half-opens; asking it again before then only gets the same answer. */
+const notBeforeRetryAt = (error: unknown, delay: Duration.Duration) => {
+  const retryAt = error instanceof CircuitOpenError ? error.retryAt : undefined
+  return retryAt === undefined
+    ? Effect.succeed(delay)
+    : Effect.map(Clock.currentTimeMillis, (now) => Duration.max(delay, Duration.millis(retryAt - now)))
+}
 
 // Schedule has no tap that sees the final delay; this one leaves it unchanged.
 const tapDelay = <Out>(f: (out: Out, delay: Duration.Duration) => Effect.Effect<void>) =>
