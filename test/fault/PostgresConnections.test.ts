@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
 import {
   alertCount,
+  alertsFlowAgain,
   type Deployment,
   drained,
   freshDeployment,
@@ -66,12 +67,7 @@ describe("PostgreSQL connections refused, reset and stalled by a proxy", () => {
       await hold(ms)
       await proxy.setMode("pass")
       const ended = Date.now()
-      const before = await alerts()
-      await waitFor(
-        `alerts to flow again after ${name}`,
-        async () => (await alerts()) > before ? true : undefined,
-        30_000
-      )
+      await alertsFlowAgain(deployment, `alerts to flow again after ${name}`, 30_000)
       recoveries[name] = Date.now() - ended
     }
     await fault("reset", () => proxy.resetAll(), 1_000)

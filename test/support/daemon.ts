@@ -196,8 +196,18 @@ export const clickhouseCounts = async (deployment: Deployment, tables: ReadonlyA
 export const alertCount = async (deployment: Deployment): Promise<number> =>
   Number((await pgQuery<{ n: string }>(deployment.databaseUrl, "SELECT count(*) AS n FROM fraud_alerts"))[0]?.n)
 
-/** Waits until the alert path stores a new alert: the daemon, untouched, is writing again. */
+/**
+ * Waits until the alert path moves again after a fault: it stores a new alert, or it has nothing
+ * left to do (its group has committed every record: the fault came after it had caught up).
+ */
 export const alertsFlowAgain = async (deployment: Deployment, what: string, timeoutMs = 60_000): Promise<void> => {
   const before = await alertCount(deployment)
-  await waitFor(what, async () => (await alertCount(deployment)) > before ? true : undefined, timeoutMs)
+  await waitFor(
+    what,
+    async () =>
+      (await alertCount(deployment)) > before || (await groupLag(deployment, deployment.groupId)) === 0
+        ? true
+        : undefined,
+    timeoutMs
+  )
 }

@@ -84,6 +84,14 @@ interface Table {
   readonly stored: (
     rows: ReadonlyArray<Row>
   ) => { readonly query: string; readonly query_params: Record<string, unknown> }
+  /**
+   * Completes what a materialized view of this table may lack for rows already stored: a process
+   * killed mid-insert can leave the table's part written and the view's not, and a replay then
+   * skips those rows as stored. Done inside ClickHouse, for replayed identities only.
+   */
+  readonly completeViews?: (
+    ids: ReadonlyArray<string>
+  ) => { readonly query: string; readonly query_params: Record<string, unknown> }
 }
 
 const identityKey = (identity: ReadonlyArray<unknown>): string =>
@@ -132,7 +140,7 @@ const transactionRecords = byTransactionId("transaction_records", [
   ...kafkaColumns
 ])
 
-const detectionResults = byTransactionId("detection_results", [
+const detectionResultsTable = byTransactionId("detection_results", [
   "transaction_id",
   "user_id",
   "transaction_time",
@@ -155,6 +163,23 @@ const detectionResults = byTransactionId("detection_results", [
   "correlation_id",
   ...kafkaColumns
 ])
+
+/** `fraud_features_mv` (clickhouse/0001) again, for replayed results whose features never landed. */
+const detectionResults: Table = {
+  ...detectionResultsTable,
+  completeViews: (ids) => ({
+    query: `INSERT INTO fraud_features (transaction_id, user_id, transaction_time, feature_name, feature_value,
+                                        kafka_topic, kafka_partition, kafka_offset, kafka_timestamp)
+            SELECT d.transaction_id, d.user_id, d.transaction_time, feature_name, feature_value,
+                   d.kafka_topic, d.kafka_partition, d.kafka_offset, d.kafka_timestamp
+            FROM detection_results AS d
+            ARRAY JOIN mapKeys(d.features) AS feature_name, mapValues(d.features) AS feature_value
+            WHERE d.transaction_id IN {ids:Array(String)}
+              AND d.transaction_id NOT IN (
+                SELECT transaction_id FROM fraud_features WHERE transaction_id IN {ids:Array(String)})`,
+    query_params: { ids }
+  })
+}
 
 const performanceMetrics: Table = {
   name: "performance_metrics",
@@ -328,12 +353,26 @@ export const make = (config: AnalyticsWriterConfig = {}): Effect.Effect<Analytic
         catch: (cause) => writeError(table.name, cause)
       })
 
+    const completeViews = (table: Table, ids: ReadonlyArray<string>) =>
+      Effect.tryPromise({
+        try: () =>
+          client.command({
+            ...table.completeViews!(ids),
+            // Its own token: on chDB the previous insert's would otherwise still be in force.
+            clickhouse_settings: insertSettings(
+              `${table.name}:views:${createHash("sha256").update([...ids].sort().join("\n")).digest("base64url")}`
+            )
+          }),
+        catch: (cause) => writeError(table.name, cause)
+      })
+
     /** Writes the rows not yet stored; returns how many were written. */
     const writeTable = (table: Table, rows: ReadonlyArray<Row>) =>
       Effect.gen(function*() {
         const candidates = distinct(rows)
         if (candidates.length === 0) return 0
         const stored = yield* storedKeys(table, candidates)
+        if (stored.size > 0 && table.completeViews !== undefined) yield* completeViews(table, [...stored])
         const fresh = stored.size === 0 ? candidates : candidates.filter((row) => !stored.has(row.key))
         for (const month of byMonth(fresh)) yield* insert(table, month)
         return fresh.length
