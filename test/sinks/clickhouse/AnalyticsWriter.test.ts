@@ -428,6 +428,24 @@ describe("AnalyticsWriter", () => {
     })
   })
 
+  it("completes fraud_features on replay when a killed insert left a result without its features", async () => {
+    const batch = detections("K", 20)
+    await write({ detections: batch })
+    // What a process killed between the table's part and the view's part leaves behind.
+    await client.command({
+      query: "ALTER TABLE fraud_features DELETE WHERE transaction_id IN {ids:Array(String)}",
+      query_params: { ids: batch.slice(0, 5).map((d) => d.result.transaction.transaction_id) },
+      clickhouse_settings: { mutations_sync: "2" }
+    })
+    expect((await snapshot()).fraud_features).toBe(15 * 14)
+
+    // The redelivery skips the stored results, and completes their features once.
+    await write({ detections: batch })
+    await write({ detections: batch })
+    const after = await snapshot()
+    expect(after).toMatchObject({ detection_results: 20, fraud_features: 20 * 14 })
+  })
+
   it("drops a repeated INSERT by its token, in the tables and in every view", async () => {
     // Both writes see "nothing stored", as when a retry's read ran before the first insert landed.
     const batch = detections("D", 40)
