@@ -104,12 +104,21 @@ export const waitFor = async <A>(
   timeoutMs = 120_000
 ): Promise<A> => {
   const deadline = Date.now() + timeoutMs
+  let lastError: unknown
   while (Date.now() < deadline) {
-    const value = await probe()
-    if (value !== undefined) return value
+    try {
+      const value = await probe()
+      if (value !== undefined) return value
+    } catch (error) {
+      // A probe may meet the fault under test (a broker's group coordinator still loading after a
+      // restart, say): that is "not yet", not a verdict.
+      lastError = error
+    }
     await sleep(500)
   }
-  throw new Error(`timed out waiting for ${what}`)
+  throw new Error(
+    `timed out waiting for ${what}${lastError === undefined ? "" : ` (last probe failed: ${String(lastError)})`}`
+  )
 }
 
 /**
