@@ -4,7 +4,7 @@
  * Service addresses use the stack's names (KAFKA_BROKERS, DATABASE_URL, CLICKHOUSE_URL or
  * CLICKHOUSE_PATH, OTEL_EXPORTER_OTLP_ENDPOINT); the pipeline's own settings are SENTINEL_*.
  */
-import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, Redacted } from "effect"
 import * as path from "node:path"
 import type { Severity } from "../contract/DetectionResult.ts"
 import type { CircuitBreakerConfig } from "../resilience/CircuitBreaker.ts"
@@ -76,8 +76,6 @@ export interface SentinelSettings {
     readonly otlpEndpoint: string | undefined
   }
 }
-
-export class Settings extends Context.Tag("sentinel/Settings")<Settings, SentinelSettings>() {}
 
 // Validation comes before the default: a default applies only to a missing variable, and the
 // error of a present one keeps the variable's name.
@@ -246,5 +244,3 @@ export const describeConfigError = (error: ConfigError.ConfigError): string =>
   }).join("\n")
 
 export const load: Effect.Effect<SentinelSettings, ConfigError.ConfigError> = config
-
-export const layer: Layer.Layer<Settings, ConfigError.ConfigError> = Layer.effect(Settings, load)

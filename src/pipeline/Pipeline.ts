@@ -157,7 +157,7 @@ const persistIsolating = <R, D>(
     })
   )
 
-export const persistBatch = <R, D>(
+const persistBatch = <R, D>(
   settings: SentinelSettings,
   source: KafkaSource,
   path: Path<R>,

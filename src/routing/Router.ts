@@ -50,7 +50,7 @@ export const topicKinds = (topics: Topics): ReadonlyMap<string, TopicKind> =>
   ])
 
 /** Routes one record into `into`; returns nothing so a batch is routed without intermediate arrays. */
-export const routeRecord = (kinds: ReadonlyMap<string, TopicKind>, record: KafkaRecord, into: Routed): void => {
+const routeRecord = (kinds: ReadonlyMap<string, TopicKind>, record: KafkaRecord, into: Routed): void => {
   const kind = kinds.get(record.topic)
   if (kind === undefined) {
     into.deadLetters.push({ record, kind: "unknown_topic", message: `no route for topic ${record.topic}` })

@@ -36,8 +36,6 @@ export interface CommitPoint {
 export interface KafkaSource {
   readonly records: Stream.Stream<KafkaRecord>
   readonly commit: (points: ReadonlyArray<CommitPoint>) => Effect.Effect<void, KafkaError>
-  /** Partitions this member owns in the current generation. */
-  readonly assigned: Effect.Effect<ReadonlyArray<{ topic: string; partitions: ReadonlyArray<number> }>>
 }
 
 export type SourceConfig = SentinelSettings["kafka"]
@@ -158,7 +156,6 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
           try: () => consumer.commitOffsets([...mine]),
           catch: (cause) => new KafkaError({ operation: "commit", cause })
         })
-      },
-      assigned: Effect.sync(() => assignment)
+      }
     }
   })
