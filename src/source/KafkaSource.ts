@@ -41,7 +41,13 @@ export interface KafkaSource {
 export type SourceConfig = SentinelSettings["kafka"]
 
 export const kafkaClient = (config: Pick<SourceConfig, "brokers" | "clientId">): Kafka =>
-  new Kafka({ clientId: config.clientId, brokers: [...config.brokers], logLevel: logLevel.WARN })
+  new Kafka({
+    clientId: config.clientId,
+    brokers: [...config.brokers],
+    logLevel: logLevel.WARN,
+    // Reconnect attempts at most 5 s apart, so a broker that comes back is found within seconds.
+    retry: { initialRetryTime: 250, maxRetryTime: 5_000, retries: 30 }
+  })
 
 export const topicList = (config: Pick<SourceConfig, "topics">): ReadonlyArray<string> => Object.values(config.topics)
 

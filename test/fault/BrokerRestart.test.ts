@@ -48,7 +48,7 @@ describe("the Kafka broker restarted mid-stream", () => {
     const atRestart = await alerts()
     const peakRss = rssOf(daemon.child.pid!)
     // Records produced after the restart: their alerts prove the daemon reconnected.
-    const second = await produce(
+    const producing = produce(
       deployment.env,
       "--count",
       "10000",
@@ -63,6 +63,7 @@ describe("the Kafka broker restarted mid-stream", () => {
     )
     await waitFor("alerts to flow again", async () => (await alerts()) > atRestart ? true : undefined, 60_000)
     const recoveredWithin = Date.now() - restarted
+    const second = await producing
     const tally = sum(first, second)
     await waitFor("every record committed and every alert relayed", () => drained(deployment, tally.alerts), 180_000)
     expect(await stopDaemon(daemon), daemon.output()).toEqual({ code: 0, signal: null })
