@@ -4,6 +4,7 @@ import type { SentinelSettings } from "../config/Config.ts"
 import * as ClickHouse from "../sinks/clickhouse/ClickHouse.ts"
 import { migrateClickHouse } from "../sinks/clickhouse/Migrations.ts"
 import { migratePostgres } from "../sinks/postgres/Migrations.ts"
+import type { Command } from "./Command.ts"
 
 /** `sentinel migrate`: both stores, each safe to run again and (Postgres) from two processes at once. */
 export const migrate = (settings: SentinelSettings) =>
@@ -25,3 +26,10 @@ export const migrate = (settings: SentinelSettings) =>
       Effect.annotateLogs({ applied: clickhouse.applied.join(",") || "none" })
     )
   })
+
+export const migrateCommand: Command = {
+  summary: "apply the PostgreSQL and ClickHouse migrations (safe to repeat)",
+  usage: "sentinel migrate",
+  options: {},
+  run: (settings) => Effect.as(migrate(settings), 0)
+}

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
 import { produce } from "../produce/Producer.ts"
+import type { Command } from "./Command.ts"
 import { UsageError } from "./UsageError.ts"
 
 const number = (values: Record<string, unknown>, name: string, check: (n: number) => boolean, expects: string) => {
@@ -16,7 +17,7 @@ const number = (values: Record<string, unknown>, name: string, check: (n: number
 const share = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1
 
 /** `sentinel produce`: prints what it published, and what Sentinel must make of it, as JSON. */
-export const produceCommand = (settings: SentinelSettings, values: Record<string, unknown>) =>
+const produceRecords = (settings: SentinelSettings, values: Record<string, unknown>) =>
   Effect.gen(function*() {
     const options = yield* Effect.try({
       try: () => {
@@ -53,3 +54,28 @@ export const produceCommand = (settings: SentinelSettings, values: Record<string
     )
     return 0
   })
+
+export const produceCommand: Command = {
+  summary: "publish realistic detector output to Sentinel's topics",
+  usage:
+    "sentinel produce --count N [--rate R] [--malformed F] [--duplicates F] [--alert-share F] [--seed S] [--start T] [--first N]\n" +
+    "  --count N         records to publish (re-sent duplicates included)\n" +
+    "  --rate R          records per second (default: as fast as possible)\n" +
+    "  --malformed F     share of malformed records, 0..1 (default 0.01)\n" +
+    "  --duplicates F    share of re-sent detection results, 0..1 (default 0.01)\n" +
+    "  --alert-share F   share of results at MEDIUM or above, 0..1 (default 0.20)\n" +
+    "  --seed S          seed: the same seed and start publish the same records (default 1)\n" +
+    "  --start T         when the first transaction happened, ISO-8601; one per second after (default: now)\n" +
+    "  --first N         number of the first record: its transaction id is T<N>, so runs can follow one another (default 0)",
+  options: {
+    count: { type: "string" },
+    rate: { type: "string" },
+    malformed: { type: "string" },
+    duplicates: { type: "string" },
+    "alert-share": { type: "string" },
+    seed: { type: "string" },
+    start: { type: "string" },
+    first: { type: "string" }
+  },
+  run: (settings, values) => produceRecords(settings, values)
+}

@@ -11,6 +11,7 @@ import * as AlertWriter from "../sinks/postgres/AlertWriter.ts"
 import { connectAs } from "../sinks/postgres/WriterRole.ts"
 import * as KafkaSource from "../source/KafkaSource.ts"
 import * as Tracing from "../telemetry/Tracing.ts"
+import type { Command } from "./Command.ts"
 
 /** The daemon's stores and writers, wired here at the edge and nowhere else. */
 export const storesLayer = (settings: SentinelSettings) => {
@@ -87,3 +88,10 @@ export const runDaemon = (settings: SentinelSettings) =>
     )
     return 0
   }).pipe(Effect.scoped, Effect.provide(storesLayer(settings)))
+
+export const runCommand: Command = {
+  summary: "run the daemon: consume, persist, relay the outbox",
+  usage: "sentinel run",
+  options: {},
+  run: (settings) => runDaemon(settings)
+}

@@ -75,6 +75,12 @@ export interface SentinelSettings {
     readonly serviceName: string
     readonly otlpEndpoint: string | undefined
   }
+  /** The daemon's HTTP endpoint: /metrics, /healthz, /readyz and the breaker controls. */
+  readonly http: {
+    readonly host: string
+    /** 0 takes any free port (the one taken is logged); undefined turns the endpoint off. */
+    readonly port: number | undefined
+  }
 }
 
 // Validation comes before the default: a default applies only to a missing variable, and the
@@ -229,6 +235,17 @@ export const config: Config.Config<SentinelSettings> = Config.all({
   telemetry: Config.all({
     serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("sentinel")),
     otlpEndpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT")
+  }),
+  http: Config.all({
+    host: Config.string("SENTINEL_HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
+    port: Config.string("SENTINEL_HTTP_PORT").pipe(
+      Config.validate({
+        message: "expected a port number from 0 to 65535, or \"off\"",
+        validation: (raw) => raw === "off" || (/^\d+$/.test(raw) && Number(raw) <= 65_535)
+      }),
+      Config.withDefault("9464"),
+      Config.map((raw) => (raw === "off" ? undefined : Number(raw)))
+    )
   })
 })
 
