@@ -26,7 +26,7 @@ export const storesLayer = (settings: SentinelSettings) => {
   return Layer.mergeAll(
     AlertWriter.layer({ autoBlockSeverities: settings.postgres.autoBlockSeverities }),
     AnalyticsWriter.layer(),
-    OutboxRelay.layer(settings.outbox)
+    OutboxRelay.layer({ ...settings.outbox, retry: settings.retry })
   ).pipe(
     Layer.provide(Layer.merge(postgres, clickhouse)),
     // The tracer is provided to the daemon's own fibers too, not only to the stores' construction.
@@ -58,8 +58,10 @@ export const runDaemon = (settings: SentinelSettings) =>
         CircuitBreaker.make(store, { ...settings.breaker, isFailure: Pipeline.isTransient }),
         (breaker): Pipeline.SinkGuard => ({ store, timeout: settings.sinkTimeout, breaker, retry: settings.retry })
       )
-    const alertPath = Pipeline.alertPath(yield* guard("postgres"))
-    const analyticsPath = Pipeline.analyticsPath(yield* guard("clickhouse"))
+    const postgresGuard = yield* guard("postgres")
+    const clickhouseGuard = yield* guard("clickhouse")
+    const alertPath = Pipeline.alertPath(postgresGuard)
+    const analyticsPath = Pipeline.analyticsPath(clickhouseGuard)
     // Each path owns its consumer: a restarted path resumes from its committed offsets.
     const consume = <R>(groupId: string, path: Pipeline.Path<R>) =>
       supervised(
@@ -75,7 +77,7 @@ export const runDaemon = (settings: SentinelSettings) =>
     const fibers = yield* Effect.all([
       Effect.fork(consume(settings.kafka.groupId, alertPath)),
       Effect.fork(consume(settings.kafka.analyticsGroupId, analyticsPath)),
-      Effect.fork(supervised("outbox relay", settings.supervision, relay.run(stop)))
+      Effect.fork(supervised("outbox relay", settings.supervision, relay.run(stop, clickhouseGuard.breaker)))
     ])
     yield* Effect.logInfo("sentinel running")
     const deadline = Deferred.await(stop).pipe(Effect.zipRight(Effect.sleep(settings.shutdownTimeout)))

@@ -10,12 +10,15 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Data, Deferred, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Context, Data, Deferred, Duration, Effect, Layer, Metric, Option } from "effect"
 import { createHash } from "node:crypto"
 import { Readable } from "node:stream"
+import type { CircuitBreaker, CircuitOpenError } from "../resilience/CircuitBreaker.ts"
+import { type RetryPolicy, retryTransient } from "../resilience/RetryPolicy.ts"
 import { ClickHouse } from "../sinks/clickhouse/ClickHouse.ts"
 import { classify as classifyClickHouseError } from "../sinks/clickhouse/ClickHouseError.ts"
 import { type Classification, classifyPostgresError } from "../sinks/postgres/PostgresError.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
 
 export interface OutboxRow {
   /** bigserial, kept as a decimal string. */
@@ -58,9 +61,14 @@ export interface OutboxRelayService {
   readonly relayOnce: Effect.Effect<number, OutboxRelayError>
   /**
    * Relays until `stop` completes, retrying transient failures with backoff and pruning now and then;
-   * a claim in flight when `stop` completes is finished first. Fails on a permanent failure.
+   * a claim in flight when `stop` completes is finished first. Inserts pass through `breaker` (the
+   * ClickHouse one the analytics path uses, when given). Fails on a permanent failure, or once
+   * retries are exhausted.
    */
-  readonly run: (stop: Deferred.Deferred<void>) => Effect.Effect<void, OutboxRelayError>
+  readonly run: (
+    stop: Deferred.Deferred<void>,
+    breaker?: CircuitBreaker
+  ) => Effect.Effect<void, OutboxRelayError | CircuitOpenError>
   /** Deletes rows published longer than `retention` ago; the number deleted. */
   readonly prune: Effect.Effect<number, OutboxRelayError>
   readonly backlog: Effect.Effect<OutboxBacklog, OutboxRelayError>
@@ -79,6 +87,8 @@ export interface OutboxRelayConfig {
   readonly retention?: Duration.DurationInput
   /** How often `run` prunes. Default 1 min. */
   readonly pruneInterval?: Duration.DurationInput
+  /** Retries of transient failures in `run`. Default: from 100 ms, doubling to 10 s, for 5 min. */
+  readonly retry?: RetryPolicy
 }
 
 /** The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), or "" without one. */
@@ -100,11 +110,12 @@ const postgresFailure = (step: OutboxRelayError["step"]) => (error: SqlError): O
 
 const isTransient = (error: OutboxRelayError): boolean => error.classification === "transient"
 
-// From 100 ms doubling up to 30 s between attempts, jittered so restarted relays do not retry in step.
-const backoff = Schedule.exponential("100 millis").pipe(
-  Schedule.union(Schedule.spaced("30 seconds")),
-  Schedule.jittered
-)
+const defaultRetry: RetryPolicy = {
+  initialDelay: "100 millis",
+  maxDelay: "10 seconds",
+  maxElapsed: "5 minutes",
+  factor: 2
+}
 
 export const make = (
   config: OutboxRelayConfig = {}
@@ -211,18 +222,23 @@ export const make = (
         Effect.ignore
       )
 
-    const relayOnce = claim.pipe(
-      Effect.flatMap(Option.match({
-        onNone: () => Effect.succeed(0),
-        onSome: (claimed) =>
-          deliver(claimed).pipe(
-            Effect.tapError(() => release(claimed)),
-            Effect.zipRight(acknowledge(claimed)),
-            Effect.as(claimed.rows.length)
-          )
-      })),
-      Effect.withSpan("OutboxRelay.relayOnce")
-    )
+    const relayThrough = <E>(
+      protect: (insert: Effect.Effect<void, OutboxRelayError>) => Effect.Effect<void, OutboxRelayError | E>
+    ) =>
+      claim.pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeed(0),
+          onSome: (claimed) =>
+            protect(deliver(claimed)).pipe(
+              Effect.tapError(() => release(claimed)),
+              Effect.zipRight(acknowledge(claimed)),
+              Effect.tap(() => Metric.incrementBy(Metrics.outboxRelayed, claimed.rows.length)),
+              Effect.as(claimed.rows.length)
+            )
+        })),
+        Effect.withSpan("OutboxRelay.relayOnce")
+      )
+    const relayOnce = relayThrough<never>((insert) => insert)
 
     const prune = sql<{ deleted: number }>`
       WITH deleted AS (
@@ -248,14 +264,10 @@ export const make = (
       Effect.mapError(postgresFailure("backlog"))
     )
 
-    const retryTransient = <A>(effect: Effect.Effect<A, OutboxRelayError>) =>
-      effect.pipe(
-        Effect.tapError((error) => Effect.logWarning(`outbox relay: ${error.step} failed, retrying`, error)),
-        Effect.retry({ schedule: backoff, while: isTransient })
-      )
+    const retry = retryTransient<OutboxRelayError>("outbox", isTransient, config.retry ?? defaultRetry)
 
-    const run = (stop: Deferred.Deferred<void>) => {
-      const relayLoop = retryTransient(relayOnce).pipe(
+    const run = (stop: Deferred.Deferred<void>, breaker?: CircuitBreaker) => {
+      const relayLoop = retry(breaker === undefined ? relayOnce : relayThrough(breaker.protect)).pipe(
         // A full claim means more is waiting: go straight on.
         Effect.flatMap((moved) =>
           moved < batchSize ? Effect.raceFirst(Effect.sleep(pollInterval), Deferred.await(stop)) : Effect.void
@@ -263,7 +275,7 @@ export const make = (
         Effect.zipRight(Deferred.isDone(stop)),
         Effect.repeat({ until: (stopped) => stopped })
       )
-      const pruneLoop = retryTransient(prune).pipe(Effect.zipRight(Effect.sleep(pruneInterval)), Effect.forever)
+      const pruneLoop = retry(prune).pipe(Effect.zipRight(Effect.sleep(pruneInterval)), Effect.forever)
       return Effect.all([relayLoop, Effect.raceFirst(pruneLoop, Deferred.await(stop))], {
         concurrency: "unbounded",
         discard: true

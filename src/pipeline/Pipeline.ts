@@ -13,7 +13,7 @@
  * A batch's offsets are committed only after its write is durable, and every write is idempotent,
  * so a crash anywhere replays work without doubling it.
  */
-import { Data, Deferred, Duration, Effect, Schedule, Stream } from "effect"
+import { Clock, Data, Deferred, Duration, Effect, Metric, MetricLabel, Schedule, Stream } from "effect"
 import { batches, commitPoints } from "../batching/Batcher.ts"
 import type { SentinelSettings } from "../config/Config.ts"
 import { type CircuitBreaker, type CircuitOpenError } from "../resilience/CircuitBreaker.ts"
@@ -23,6 +23,7 @@ import { AnalyticsWriter } from "../sinks/clickhouse/AnalyticsWriter.ts"
 import { AlertWriter } from "../sinks/postgres/AlertWriter.ts"
 import type { KafkaRecord } from "../source/KafkaRecord.ts"
 import type { KafkaSource } from "../source/KafkaSource.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
 
 /** A write that took longer than `SENTINEL_SINK_TIMEOUT_MS`: a stalled store, retried like any outage. */
 export class SinkTimeout
@@ -81,9 +82,15 @@ export interface Path<R> {
   readonly name: "alerts" | "analytics"
   /** The store, as named in a dead letter's kind (`rejected_by_<store>`). */
   readonly store: "postgres" | "clickhouse"
-  /** Makes a routed batch durable in the path's store; transient failures are retried inside. */
-  readonly persist: (routed: Routed) => Effect.Effect<void, Classified | CircuitOpenError, R>
+  /**
+   * Makes a routed batch durable in the path's store; transient failures are retried inside. Returns
+   * the rows written per table.
+   */
+  readonly persist: (routed: Routed) => Effect.Effect<RowsWritten, Classified | CircuitOpenError, R>
 }
+
+/** Rows a write added, per table. */
+export type RowsWritten = Readonly<Record<string, number>>
 
 /** PostgreSQL: alerts with their accounts, audit and outbox rows, audit events, and every dead letter. */
 export const alertPath = (guard: SinkGuard): Path<AlertWriter> => ({
@@ -93,7 +100,7 @@ export const alertPath = (guard: SinkGuard): Path<AlertWriter> => ({
     Effect.gen(function*() {
       const writer = yield* AlertWriter
       const traceparent = yield* currentTraceparent
-      yield* guarded(
+      const summary = yield* guarded(
         guard,
         writer.write({
           alerts: routed.alerts,
@@ -102,6 +109,12 @@ export const alertPath = (guard: SinkGuard): Path<AlertWriter> => ({
           ...(traceparent === undefined ? {} : { traceparent })
         })
       )
+      return {
+        fraud_alerts: summary.alertsCreated,
+        outbox: summary.alertsCreated,
+        system_audit_log: summary.auditRows,
+        dead_letters: summary.deadLetters
+      }
     })
 })
 
@@ -114,7 +127,11 @@ export const analyticsPath = (guard: SinkGuard): Path<AnalyticsWriter> => ({
       guarded(
         guard,
         writer.write({ detections: routed.detections, transactions: routed.transactions, metrics: routed.metrics })
-      ))
+      ).pipe(Effect.map((summary) => ({
+        transaction_records: summary.transactionRows,
+        detection_results: summary.detectionRows,
+        performance_metrics: summary.metricRows
+      }))))
 })
 
 const isPermanent = (error: Classified | CircuitOpenError): error is Classified =>
@@ -142,6 +159,7 @@ const persistIsolating = <R, D>(
   records: ReadonlyArray<KafkaRecord>
 ): Effect.Effect<void, Classified | CircuitOpenError, R | D> =>
   path.persist(route(kinds, records)).pipe(
+    Effect.flatMap((rows) => countRows(path.store, rows)),
     Effect.catchIf(isPermanent, (error) => {
       if (records.length > 1) {
         const middle = Math.ceil(records.length / 2)
@@ -152,10 +170,56 @@ const persistIsolating = <R, D>(
       }
       const deadLetter = { record: records[0]!, kind: `rejected_by_${path.store}`, message: error.message }
       return Effect.logWarning(`${path.store} refused a record: ${error.message}`).pipe(
-        Effect.zipRight(deadLetters.persist({ ...emptyRouted(), deadLetters: [deadLetter] }))
+        Effect.zipRight(deadLetters.persist({ ...emptyRouted(), deadLetters: [deadLetter] })),
+        Effect.zipRight(Metric.increment(Metric.tagged(Metrics.deadLetters, "reason", deadLetter.kind)))
       )
     })
   )
+
+const countRows = (sink: string, rows: RowsWritten) =>
+  Effect.sync(() => {
+    for (const [table, count] of Object.entries(rows)) {
+      if (count > 0) {
+        Metrics.sinkRowsWritten.unsafeUpdate(count, [
+          MetricLabel.make("sink", sink),
+          MetricLabel.make("table", table)
+        ])
+      }
+    }
+  })
+
+const countPerTopic = (records: ReadonlyArray<{ readonly topic: string }>) => {
+  const counts = new Map<string, number>()
+  for (const record of records) counts.set(record.topic, (counts.get(record.topic) ?? 0) + 1)
+  return counts
+}
+
+/** Consumed, decoded and dead-lettered records of a routed batch. Dead letters are counted where stored. */
+const countRouted = (path: string, batch: ReadonlyArray<KafkaRecord>, routed: Routed) =>
+  Effect.sync(() => {
+    const pathLabel = MetricLabel.make("path", path)
+    const undecoded = countPerTopic(routed.deadLetters.map((letter) => letter.record))
+    for (const [topic, count] of countPerTopic(batch)) {
+      const labels = [pathLabel, MetricLabel.make("topic", topic)]
+      Metrics.recordsConsumed.unsafeUpdate(count, labels)
+      Metrics.recordsDecoded.unsafeUpdate(count - (undecoded.get(topic) ?? 0), labels)
+    }
+    if (path === "alerts") {
+      for (const letter of routed.deadLetters) {
+        Metrics.deadLetters.unsafeUpdate(1, [MetricLabel.make("reason", letter.kind)])
+      }
+    }
+  })
+
+/** Once a batch is durable and committed: its size, duration, and each record's end-to-end latency. */
+const countDurable = (path: string, batch: ReadonlyArray<KafkaRecord>, startedAt: number) =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    const labels = [MetricLabel.make("path", path)]
+    Metrics.batchesTotal.unsafeUpdate(1, labels)
+    Metrics.batchSize.unsafeUpdate(batch.length, labels)
+    Metrics.batchDuration.unsafeUpdate((now - startedAt) / 1000, labels)
+    for (const record of batch) Metrics.endToEndLatency.unsafeUpdate(Math.max(0, now - record.timestamp) / 1000, labels)
+  })
 
 const persistBatch = <R, D>(
   settings: SentinelSettings,
@@ -165,12 +229,17 @@ const persistBatch = <R, D>(
   batch: ReadonlyArray<KafkaRecord>
 ) =>
   Effect.gen(function*() {
+    const startedAt = yield* Clock.currentTimeMillis
     const kinds = topicKinds(settings.kafka.topics)
     const routed = route(kinds, batch)
     yield* Effect.annotateCurrentSpan(batchAttributes(path.name, batch, routed))
-    yield* path.persist(routed).pipe(
-      Effect.catchIf(isPermanent, () => persistIsolating(kinds, path, deadLetters, batch))
+    yield* countRouted(path.name, batch, routed)
+    const [writeTime] = yield* path.persist(routed).pipe(
+      Effect.flatMap((rows) => countRows(path.store, rows)),
+      Effect.catchIf(isPermanent, () => persistIsolating(kinds, path, deadLetters, batch)),
+      Effect.timed
     )
+    Metrics.sinkWriteDuration.unsafeUpdate(Duration.toSeconds(writeTime), [MetricLabel.make("sink", path.store)])
     yield* source.commit(commitPoints(batch)).pipe(
       Effect.tapError((error) => Effect.logWarning(error.message)),
       Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.compose(Schedule.recurs(5)))),
@@ -179,6 +248,7 @@ const persistBatch = <R, D>(
       Effect.catchAll(() => Effect.void),
       Effect.withSpan("sentinel.commit")
     )
+    yield* countDurable(path.name, batch, startedAt)
     return routed
   }).pipe(Effect.withSpan("sentinel.batch"))
 
