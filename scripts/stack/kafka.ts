@@ -27,6 +27,15 @@ const marker = "kafka.Kafka"
 export interface KafkaInstance {
   readonly name: string
   readonly dataDir: string
+  /**
+   * Security tests: SASL listeners beside the PLAINTEXT one (which the probe and the broker itself
+   * keep using), authenticating these users with PLAIN and SCRAM-SHA-256/512 — SASL_PLAINTEXT, and
+   * SASL_SSL too when `tls` (a PEM certificate and unencrypted PKCS#8 key) is given.
+   */
+  readonly sasl?: {
+    readonly users: Readonly<Record<string, string>>
+    readonly tls?: { readonly certFile: string; readonly keyFile: string }
+  }
 }
 
 export const stackKafka: KafkaInstance = { name: "kafka", dataDir: path.join(dirs.data, "kafka") }
@@ -63,20 +72,58 @@ const java = (args: ReadonlyArray<string>) => [
   ...args
 ]
 
-const writeConfig = ({ dataDir }: KafkaInstance, port: number, controllerPort: number): string => {
+/** The SASL listeners' settings, and the listeners themselves (name and port). */
+const saslConfig = (sasl: NonNullable<KafkaInstance["sasl"]>, state: KafkaState) => {
+  const listeners = [
+    ...(state.saslPort === undefined ? [] : [`SASL_PLAINTEXT://127.0.0.1:${state.saslPort}`]),
+    ...(state.saslSslPort === undefined ? [] : [`SASL_SSL://127.0.0.1:${state.saslSslPort}`])
+  ]
+  const plainUsers = Object.entries(sasl.users).map(([user, password]) => `user_${user}="${password}"`).join(" ")
+  const perListener = (listener: string) => [
+    `listener.name.${listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+    ...["scram-sha-256", "scram-sha-512"].map((mechanism) =>
+      `listener.name.${listener}.${mechanism}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`
+    )
+  ]
+  return {
+    listeners,
+    properties: [
+      "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+      ...perListener("sasl_plaintext"),
+      ...(sasl.tls === undefined ? [] : [
+        ...perListener("sasl_ssl"),
+        "ssl.keystore.type=PEM",
+        `ssl.keystore.certificate.chain=${pemLine(sasl.tls.certFile)}`,
+        `ssl.keystore.key=${pemLine(sasl.tls.keyFile)}`
+      ])
+    ]
+  }
+}
+
+/** A PEM file as one properties value (line breaks escaped). */
+const pemLine = (file: string) => fs.readFileSync(file, "utf8").trim().split("\n").join("\\n")
+
+const listeners = (all: ReadonlyArray<string>) => all.join(",")
+
+const writeConfig = ({ dataDir, sasl }: KafkaInstance, state: KafkaState): string => {
+  const { controllerPort, port } = state
   const file = path.join(dataDir, "server.properties")
   const partitions = process.env.SENTINEL_TOPIC_PARTITIONS ?? "6"
+  const secured = sasl === undefined ? { listeners: [], properties: [] } : saslConfig(sasl, state)
   fs.writeFileSync(
     file,
     [
       "process.roles=broker,controller",
       "node.id=1",
       `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      `listeners=${
+        listeners([`PLAINTEXT://127.0.0.1:${port}`, ...secured.listeners, `CONTROLLER://127.0.0.1:${controllerPort}`])
+      }`,
+      `advertised.listeners=${listeners([`PLAINTEXT://127.0.0.1:${port}`, ...secured.listeners])}`,
       "controller.listener.names=CONTROLLER",
       "inter.broker.listener.name=PLAINTEXT",
-      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+      ...secured.properties,
       `log.dirs=${path.join(dataDir, "logs")}`,
       // Sentinel creates its own topics; a typo must not silently create a new one.
       "auto.create.topics.enable=false",
@@ -115,6 +162,9 @@ export const probeKafka = async (brokers: string): Promise<boolean> => {
 export interface KafkaState {
   readonly port: number
   readonly controllerPort: number
+  /** The SASL listeners' ports, when the instance has them. */
+  readonly saslPort?: number
+  readonly saslSslPort?: number
 }
 
 export const startKafka = async (
@@ -134,12 +184,27 @@ export const startKafka = async (
   ensureDir(dataDir)
   const port = await choosePort(process.env.SENTINEL_KAFKA_PORT, previous?.port)
   const controllerPort = await choosePort(process.env.SENTINEL_KAFKA_CONTROLLER_PORT, previous?.controllerPort)
-  const config = writeConfig(instance, port, controllerPort)
+  const state: KafkaState = {
+    port,
+    controllerPort,
+    ...(instance.sasl === undefined ? {} : {
+      saslPort: await choosePort(undefined, previous?.saslPort),
+      ...(instance.sasl.tls === undefined ? {} : { saslSslPort: await choosePort(undefined, previous?.saslSslPort) })
+    })
+  }
+  const config = writeConfig(instance, state)
   if (!fs.existsSync(path.join(dataDir, "logs", "meta.properties"))) {
     log("kafka: formatting KRaft storage")
+    // SCRAM credentials live in the cluster metadata: written at format time.
+    const scramUsers = Object.entries(instance.sasl?.users ?? {}).flatMap(([user, password]) =>
+      ["SCRAM-SHA-256", "SCRAM-SHA-512"].flatMap((mechanism) => [
+        "--add-scram",
+        `${mechanism}=[name=${user},password=${password}]`
+      ])
+    )
     await run(
       "java",
-      java(["kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", config, "--ignore-formatted"])
+      java(["kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", config, "--ignore-formatted", ...scramUsers])
     )
   }
   const pid = spawnDetached("java", java([marker, config]), name)
@@ -150,5 +215,5 @@ export const startKafka = async (
       throw new Error(`kafka exited during start; see ${path.join(dirs.logs, `${name}.log`)}`)
     }
   })
-  return { brokers, state: { port, controllerPort }, started: true }
+  return { brokers, state, started: true }
 }

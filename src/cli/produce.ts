@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
 import { produce } from "../produce/Producer.ts"
+import * as Tracing from "../telemetry/Tracing.ts"
 import type { Command } from "./Command.ts"
 import { UsageError } from "./UsageError.ts"
 
@@ -47,7 +48,11 @@ const produceRecords = (settings: SentinelSettings, values: Record<string, unkno
       catch: (error) => error
     })
     const started = Date.now()
-    const outcome = yield* produce(settings.kafka, options)
+    const outcome = yield* produce(settings.kafka, options).pipe(
+      Effect.provide(
+        Tracing.layer({ serviceName: settings.telemetry.serviceName, endpoint: settings.telemetry.otlpEndpoint })
+      )
+    )
     const seconds = (Date.now() - started) / 1000
     process.stdout.write(
       `${JSON.stringify({ ...outcome, seconds, perSecond: Math.round(outcome.records / seconds) })}\n`

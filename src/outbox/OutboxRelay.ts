@@ -17,8 +17,11 @@ import type { CircuitBreaker, CircuitOpenError } from "../resilience/CircuitBrea
 import { type RetryPolicy, retryTransient } from "../resilience/RetryPolicy.ts"
 import { ClickHouse } from "../sinks/clickhouse/ClickHouse.ts"
 import { classify as classifyClickHouseError } from "../sinks/clickhouse/ClickHouseError.ts"
+import * as Pseudonymisation from "../sinks/clickhouse/Pseudonymisation.ts"
 import { type Classification, classifyPostgresError } from "../sinks/postgres/PostgresError.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
+import { linksTo, parseTraceparent } from "../telemetry/TraceContext.ts"
+import { withClickHouseInsertSpan } from "../telemetry/Tracing.ts"
 
 export interface OutboxRow {
   /** bigserial, kept as a decimal string. */
@@ -89,13 +92,12 @@ export interface OutboxRelayConfig {
   readonly pruneInterval?: Duration.DurationInput
   /** Retries of transient failures in `run`. Default: from 100 ms, doubling to 10 s, for 5 min. */
   readonly retry?: RetryPolicy
+  /** What user ids become in ClickHouse (SENTINEL_PSEUDONYMISE_KEY); the outbox keeps them raw. Default: themselves. */
+  readonly pseudonymisation?: Pseudonymisation.Pseudonymisation
 }
 
-/** The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), or "" without one. */
-const traceIdOf = (traceparent: string | null): string => {
-  const traceId = traceparent?.split("-")[1]
-  return traceId !== undefined && /^[0-9a-f]{32}$/.test(traceId) ? traceId : ""
-}
+/** The trace id of a W3C `traceparent`, or "" without one. */
+const traceIdOf = (traceparent: string | null): string => parseTraceparent(traceparent)?.traceId ?? ""
 
 const postgresFailure = (step: OutboxRelayError["step"]) => (error: SqlError): OutboxRelayError => {
   const cause: { readonly code?: unknown; readonly errno?: unknown } =
@@ -124,6 +126,7 @@ export const make = (
     // Column names below are the schema's own; a client configured to rename them must not.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const clickhouse = yield* ClickHouse
+    const { userId } = config.pseudonymisation ?? Pseudonymisation.none
     const batchSize = config.batchSize ?? 5_000
     const pollInterval = Duration.decode(config.pollInterval ?? "250 millis")
     const leaseSeconds = Duration.toSeconds(config.leaseDuration ?? "30 seconds")
@@ -187,7 +190,14 @@ export const make = (
       Effect.tryPromise({
         try: async () => {
           const body = claim.rows
-            .map((row) => JSON.stringify({ ...row.payload, outbox_id: row.id, trace_id: traceIdOf(row.traceparent) }))
+            .map((row) =>
+              JSON.stringify({
+                ...row.payload,
+                user_id: userId(String(row.payload.user_id)),
+                outbox_id: row.id,
+                trace_id: traceIdOf(row.traceparent)
+              })
+            )
             .join("\n")
           // The token goes into the statement, not into clickhouse_settings: through chdb/connection a
           // setting is SET on the shared session and would stick to the next insert of anyone in the
@@ -206,7 +216,7 @@ export const make = (
             message: cause instanceof Error ? cause.message : String(cause),
             cause
           })
-      }).pipe(Effect.withSpan("OutboxRelay.deliver", { attributes: { rows: claim.rows.length, claim: claim.claimId } }))
+      }).pipe(withClickHouseInsertSpan("alerts", claim.rows.length))
 
     const acknowledge = (claim: OutboxClaim) =>
       sql`UPDATE outbox SET published_at = now() WHERE claim_id = ${claim.claimId} AND published_at IS NULL`.pipe(
@@ -222,10 +232,29 @@ export const make = (
         Effect.ignore
       )
 
+    /**
+     * A claim's own trace, linked to the batches whose transactions wrote its rows (their
+     * `traceparent`), so an alert can be followed from its batch to ClickHouse.
+     */
+    const relaySpan = (claimed: OutboxClaim) => {
+      const batches = linksTo(claimed.rows, (row) => row.traceparent, (_, rows) => ({ "sentinel.outbox.rows": rows }))
+      return Effect.withSpan("sentinel.outbox.relay", {
+        root: true,
+        links: batches.links,
+        attributes: {
+          "sentinel.outbox.rows": claimed.rows.length,
+          "sentinel.outbox.claim_id": claimed.claimId,
+          "sentinel.links.dropped": batches.dropped
+        }
+      })
+    }
+
     const relayThrough = <E>(
       protect: (insert: Effect.Effect<void, OutboxRelayError>) => Effect.Effect<void, OutboxRelayError | E>
     ) =>
+      // Untraced: the relay polls, and most polls find nothing; a claim with rows gets a trace.
       claim.pipe(
+        Effect.withTracerEnabled(false),
         Effect.flatMap(Option.match({
           onNone: () => Effect.succeed(0),
           onSome: (claimed) =>
@@ -233,10 +262,10 @@ export const make = (
               Effect.tapError(() => release(claimed)),
               Effect.zipRight(acknowledge(claimed)),
               Effect.tap(() => Metric.incrementBy(Metrics.outboxRelayed, claimed.rows.length)),
-              Effect.as(claimed.rows.length)
+              Effect.as(claimed.rows.length),
+              relaySpan(claimed)
             )
-        })),
-        Effect.withSpan("OutboxRelay.relayOnce")
+        }))
       )
     const relayOnce = relayThrough<never>((insert) => insert)
 
@@ -279,7 +308,7 @@ export const make = (
       return Effect.all([relayLoop, Effect.raceFirst(pruneLoop, Deferred.await(stop))], {
         concurrency: "unbounded",
         discard: true
-      }).pipe(Effect.withSpan("OutboxRelay.run"))
+      })
     }
 
     return { claim, deliver, acknowledge, relayOnce, run, prune, backlog }

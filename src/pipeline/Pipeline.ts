@@ -13,6 +13,20 @@
  * A batch's offsets are committed only after its write is durable, and every write is idempotent,
  * so a crash anywhere replays work without doubling it.
  */
+import {
+  ATTR_KAFKA_OFFSET,
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_DESTINATION_PARTITION_ID,
+  ATTR_MESSAGING_MESSAGE_CONVERSATION_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM_NAME,
+  MESSAGING_OPERATION_TYPE_VALUE_PROCESS,
+  MESSAGING_OPERATION_TYPE_VALUE_SETTLE,
+  MESSAGING_SYSTEM_NAME_VALUE_KAFKA
+} from "@opentelemetry/semantic-conventions/incubating"
 import { Clock, Data, Deferred, Duration, Effect, Metric, MetricLabel, Schedule, Stream } from "effect"
 import { batches, commitPoints } from "../batching/Batcher.ts"
 import type { SentinelSettings } from "../config/Config.ts"
@@ -24,6 +38,7 @@ import { AlertWriter } from "../sinks/postgres/AlertWriter.ts"
 import type { KafkaRecord } from "../source/KafkaRecord.ts"
 import type { KafkaSource } from "../source/KafkaSource.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
+import { correlationIdOf, correlationIds, formatTraceparent, linksTo } from "../telemetry/TraceContext.ts"
 
 /** A write that took longer than `SENTINEL_SINK_TIMEOUT_MS`: a stalled store, retried like any outage. */
 export class SinkTimeout
@@ -75,7 +90,7 @@ const guarded = <A, E extends Classified, R>(guard: SinkGuard, write: Effect.Eff
 /** The W3C `traceparent` of the current span, stored on outbox rows so the relay can link back to it. */
 const currentTraceparent = Effect.map(
   Effect.option(Effect.currentSpan),
-  (span) => span._tag === "Some" ? `00-${span.value.traceId}-${span.value.spanId}-01` : undefined
+  (span) => span._tag === "Some" ? formatTraceparent(span.value) : undefined
 )
 
 export interface Path<R> {
@@ -137,15 +152,92 @@ export const analyticsPath = (guard: SinkGuard): Path<AnalyticsWriter> => ({
 const isPermanent = (error: Classified | CircuitOpenError): error is Classified =>
   "classification" in error && error.classification === "permanent"
 
-const batchAttributes = (path: string, batch: ReadonlyArray<KafkaRecord>, routed: Routed) => ({
-  "sentinel.path": path,
-  "messaging.system": "kafka",
-  "messaging.operation.type": "process",
-  "messaging.batch.message_count": batch.length,
-  "sentinel.alerts": routed.alerts.length,
-  "sentinel.dead_letters": routed.deadLetters.length,
-  "messaging.destination.partition.ids": [...new Set(batch.map((r) => `${r.topic}/${r.partition}`))].join(",")
+/** The consumer group a path reads with. */
+const groupOf = (settings: SentinelSettings, path: Path<unknown>) =>
+  path.name === "alerts" ? settings.kafka.groupId : settings.kafka.analyticsGroupId
+
+const messagingAttributes = (group: string) => ({
+  [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM_NAME_VALUE_KAFKA,
+  [ATTR_MESSAGING_CONSUMER_GROUP_NAME]: group
 })
+
+/** Kafka offsets are decimal strings without leading zeros: the shorter is the smaller. */
+const offsetBelow = (a: string, b: string) => a.length !== b.length ? a.length < b.length : a < b
+
+/**
+ * What the batch's span says of it from the start: its size, topics, partitions and the offset
+ * range of each partition (`sentinel.offsets`: `topic/0:100-199,…`), in messaging semantic conventions
+ * where there are some.
+ */
+const batchAttributes = (path: string, group: string, batch: ReadonlyArray<KafkaRecord>) => {
+  const ranges = new Map<string, { readonly topic: string; readonly partition: number; low: string; high: string }>()
+  for (const { offset, partition, topic } of batch) {
+    const key = `${topic}/${partition}`
+    const range = ranges.get(key)
+    if (range === undefined) ranges.set(key, { topic, partition, low: offset, high: offset })
+    else if (offsetBelow(offset, range.low)) range.low = offset
+    else if (offsetBelow(range.high, offset)) range.high = offset
+  }
+  const topics = [...new Set(Array.from(ranges.values(), (range) => range.topic))]
+  const only = ranges.size === 1 ? [...ranges.values()][0] : undefined
+  return {
+    ...messagingAttributes(group),
+    [ATTR_MESSAGING_OPERATION_TYPE]: MESSAGING_OPERATION_TYPE_VALUE_PROCESS,
+    [ATTR_MESSAGING_OPERATION_NAME]: "process",
+    [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: batch.length,
+    ...(topics.length === 1 ? { [ATTR_MESSAGING_DESTINATION_NAME]: topics[0] } : {}),
+    ...(only === undefined ? {} : { [ATTR_MESSAGING_DESTINATION_PARTITION_ID]: String(only.partition) }),
+    "sentinel.path": path,
+    "sentinel.topics": topics.join(","),
+    "sentinel.partitions": [...ranges.keys()].join(","),
+    "sentinel.offsets": Array.from(ranges, ([key, { high, low }]) => `${key}:${low}-${high}`).join(",")
+  }
+}
+
+/** Decodes and routes a batch, in its own span. */
+const decode = (kinds: ReturnType<typeof topicKinds>, batch: ReadonlyArray<KafkaRecord>) =>
+  Effect.sync(() => route(kinds, batch)).pipe(
+    Effect.tap((routed) =>
+      Effect.annotateCurrentSpan({
+        "sentinel.records": batch.length,
+        "sentinel.decoded": batch.length - routed.deadLetters.length,
+        "sentinel.dead_letters": routed.deadLetters.length,
+        "sentinel.alerts": routed.alerts.length
+      })
+    ),
+    Effect.withSpan("sentinel.decode")
+  )
+
+/**
+ * The producers' side of the batch on its span: a link to each distinct span named by a record's
+ * `traceparent` header, and the records' correlation ids (decoded `correlation_id`, else the
+ * `X-Correlation-ID` header), so a transaction can be followed from the detector to the stores.
+ */
+const linkProducers = (batch: ReadonlyArray<KafkaRecord>, routed: Routed) => {
+  const decoded = new Map<KafkaRecord, string>()
+  for (const { result, source } of routed.detections) {
+    if (result.correlation_id !== undefined) decoded.set(source, result.correlation_id)
+  }
+  const producers = linksTo(batch, (record) => record.headers.traceparent, (record, count) => {
+    const correlationId = correlationIdOf(record, decoded.get(record))
+    return {
+      [ATTR_MESSAGING_DESTINATION_NAME]: record.topic,
+      [ATTR_MESSAGING_DESTINATION_PARTITION_ID]: String(record.partition),
+      [ATTR_KAFKA_OFFSET]: Number(record.offset),
+      ...(correlationId === undefined ? {} : { [ATTR_MESSAGING_MESSAGE_CONVERSATION_ID]: correlationId }),
+      "sentinel.records": count
+    }
+  })
+  const correlation = correlationIds(batch, decoded)
+  return Effect.zipRight(
+    Effect.linkSpanCurrent(producers.links),
+    Effect.annotateCurrentSpan({
+      "sentinel.links.dropped": producers.dropped,
+      "sentinel.correlation_ids": correlation.ids.join(","),
+      "sentinel.correlation_ids.dropped": correlation.dropped
+    })
+  )
+}
 
 /**
  * Persists records, isolating the ones a store refuses for good: a permanent failure splits the
@@ -231,8 +323,8 @@ const persistBatch = <R, D>(
   Effect.gen(function*() {
     const startedAt = yield* Clock.currentTimeMillis
     const kinds = topicKinds(settings.kafka.topics)
-    const routed = route(kinds, batch)
-    yield* Effect.annotateCurrentSpan(batchAttributes(path.name, batch, routed))
+    const routed = yield* decode(kinds, batch)
+    yield* linkProducers(batch, routed)
     yield* countRouted(path.name, batch, routed)
     const [writeTime] = yield* path.persist(routed).pipe(
       Effect.flatMap((rows) => countRows(path.store, rows)),
@@ -246,11 +338,33 @@ const persistBatch = <R, D>(
       // A commit refused after a rebalance leaves the records for the partition's new owner to redo,
       // idempotently; it is not a reason to stop.
       Effect.catchAll(() => Effect.void),
-      Effect.withSpan("sentinel.commit")
+      Effect.withSpan("sentinel.commit", {
+        kind: "client",
+        attributes: {
+          ...messagingAttributes(groupOf(settings, path)),
+          [ATTR_MESSAGING_OPERATION_TYPE]: MESSAGING_OPERATION_TYPE_VALUE_SETTLE,
+          [ATTR_MESSAGING_OPERATION_NAME]: "commit"
+        }
+      })
     )
     yield* countDurable(path.name, batch, startedAt)
+    yield* Effect.logDebug("batch durable").pipe(
+      Effect.annotateLogs({
+        records: batch.length,
+        deadLetters: routed.deadLetters.length,
+        alerts: routed.alerts.length,
+        millis: (yield* Clock.currentTimeMillis) - startedAt
+      })
+    )
     return routed
-  }).pipe(Effect.withSpan("sentinel.batch"))
+  }).pipe(
+    // A root: each batch is a trace of its own, linked to its producers' traces.
+    Effect.withSpan("sentinel.batch", {
+      root: true,
+      kind: "consumer",
+      attributes: batchAttributes(path.name, groupOf(settings, path), batch)
+    })
+  )
 
 /**
  * Runs one path until `stop` completes: then no new record is taken, the batch in flight is

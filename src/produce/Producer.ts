@@ -2,11 +2,21 @@
  * Publishes a plan of detector output (src/produce/DetectorOutput.ts) to Sentinel's topics, at full
  * speed or at a steady rate: what `sentinel produce` runs for the tests, the demo and the benchmark.
  */
-import { Effect } from "effect"
-import { CompressionTypes, type Message, Partitioners } from "kafkajs"
+import {
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM_NAME,
+  MESSAGING_OPERATION_TYPE_VALUE_SEND,
+  MESSAGING_SYSTEM_NAME_VALUE_KAFKA
+} from "@opentelemetry/semantic-conventions/incubating"
+import { Effect, Runtime } from "effect"
+import { CompressionTypes, type Message, Partitioners, type TopicMessages } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import type { TopicKind } from "../contract/Decode.ts"
 import { ensureTopics, kafkaClient, KafkaError, topicList } from "../source/KafkaSource.ts"
+import { formatTraceparent } from "../telemetry/TraceContext.ts"
 import { type Expected, plan, type PlanOptions, type PlanTally, tally } from "./DetectorOutput.ts"
 
 export interface ProduceOptions extends PlanOptions {
@@ -17,6 +27,32 @@ export interface ProduceOptions extends PlanOptions {
 }
 
 const sendSize = 1000
+
+/**
+ * One send as a `sentinel.produce` span, a trace of its own, as the detector's producer makes one: the
+ * planned records that carry a `traceparent` carry this span's instead, so the consumer's batch
+ * spans link to a span that exists.
+ */
+const tracedSend = (topicMessages: ReadonlyArray<TopicMessages>, send: () => Promise<unknown>) => {
+  const count = topicMessages.reduce((sum, { messages }) => sum + messages.length, 0)
+  return Effect.useSpan("sentinel.produce", {
+    root: true,
+    kind: "producer",
+    attributes: {
+      [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM_NAME_VALUE_KAFKA,
+      [ATTR_MESSAGING_OPERATION_TYPE]: MESSAGING_OPERATION_TYPE_VALUE_SEND,
+      [ATTR_MESSAGING_OPERATION_NAME]: "send",
+      [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: count,
+      ...(topicMessages.length === 1 ? { [ATTR_MESSAGING_DESTINATION_NAME]: topicMessages[0]!.topic } : {})
+    }
+  }, (span) => {
+    const traceparent = formatTraceparent(span)
+    for (const { messages } of topicMessages) {
+      for (const { headers } of messages) if (headers?.traceparent !== undefined) headers.traceparent = traceparent
+    }
+    return Effect.promise(send)
+  })
+}
 
 export const produce = (
   kafka: SentinelSettings["kafka"],
@@ -31,6 +67,7 @@ export const produce = (
       transaction: kafka.topics.transactions,
       audit: kafka.topics.audits
     }
+    const runtime = yield* Effect.runtime<never>()
     return yield* Effect.tryPromise({
       try: async () => {
         // Idempotent: a send retried across a broker restart is written once, as the detector should do.
@@ -49,11 +86,9 @@ export const produce = (
           let queued = 0
           const started = Date.now()
           const flush = async () => {
-            await producer.sendBatch({
-              acks: -1,
-              compression: CompressionTypes.None,
-              topicMessages: [...pending].map(([topic, messages]) => ({ topic, messages }))
-            })
+            const topicMessages = [...pending].map(([topic, messages]) => ({ topic, messages }))
+            await Runtime.runPromise(runtime)(tracedSend(topicMessages, () =>
+              producer.sendBatch({ acks: -1, compression: CompressionTypes.None, topicMessages })))
             sent += queued
             queued = 0
             pending.clear()
@@ -61,7 +96,11 @@ export const produce = (
             if (options.rate !== undefined) {
               const due = started + (sent / options.rate) * 1000
               const wait = due - Date.now()
-              if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+              if (wait > 0) {
+                await new Promise((resolve) =>
+                  setTimeout(resolve, wait)
+                )
+              }
             }
           }
           // At a fixed rate, send small bursts so the records' timestamps are spread evenly.

@@ -12,6 +12,7 @@
  * the breaker, and its next attempt is one of the half-open probes. (Retrying inside `protect` would
  * show the breaker one outcome per retried batch, and hold a probe slot through the whole backoff.)
  */
+import { ATTR_ERROR_TYPE } from "@opentelemetry/semantic-conventions"
 import { Clock, Duration, Effect, Metric, Schedule } from "effect"
 import { CircuitOpenError } from "./CircuitBreaker.ts"
 
@@ -59,6 +60,25 @@ const notBeforeRetryAt = (error: unknown, delay: Duration.Duration) => {
     : Effect.map(Clock.currentTimeMillis, (now) => Duration.max(delay, Duration.millis(retryAt - now)))
 }
 
+/** A retry as an event of the span that waits for it (a batch's, a relay claim's). */
+const retryEvent = (sink: string, attempt: number, delay: Duration.Duration, error: { readonly message: string }) =>
+  Effect.flatMap(
+    Effect.option(Effect.currentSpan),
+    (span) =>
+      span._tag === "None" ? Effect.void : Effect.map(Clock.currentTimeNanos, (now) =>
+        span.value.event("retry", now, {
+          "sentinel.sink": sink,
+          "sentinel.retry.attempt": attempt,
+          "sentinel.retry.delay_ms": Duration.toMillis(delay),
+          [ATTR_ERROR_TYPE]: typeof error === "object" && "_tag" in error ? String(error._tag) : "Error",
+          "sentinel.retry.error": error.message
+        }))
+  )
+
+/** An operator holds the sink's breaker open (maintenance, say): waiting for the reset is no failure. */
+const isForcedOpen = (error: unknown) =>
+  error instanceof CircuitOpenError && error.state === "open" && error.retryAt === undefined
+
 // Schedule has no tap that sees the final delay; this one leaves it unchanged.
 const tapDelay = <Out>(f: (out: Out, delay: Duration.Duration) => Effect.Effect<void>) =>
   Schedule.modifyDelayEffect((out: Out, delay) => Effect.as(f(out, delay), delay))
@@ -80,15 +100,19 @@ export const retryTransient = <E extends { readonly message: string }>(
     Schedule.zipWith(Schedule.count, (retry, n): Retry<E | CircuitOpenError> => ({ ...retry, attempt: n + 1 })),
     Schedule.zipLeft(backoff(policy)),
     Schedule.whileOutput(({ elapsed, error }) =>
-      (error instanceof CircuitOpenError || isTransient(error)) && Duration.lessThan(elapsed, maxElapsed)
+      isForcedOpen(error) ||
+      ((error instanceof CircuitOpenError || isTransient(error)) && Duration.lessThan(elapsed, maxElapsed))
     ),
     Schedule.modifyDelayEffect(({ error }, delay) => notBeforeRetryAt(error, delay)),
     // The last retry starts at the bound rather than not at all: the caller waits `maxElapsed`, no less.
-    Schedule.modifyDelay(({ elapsed }, delay) => Duration.min(delay, Duration.subtract(maxElapsed, elapsed))),
+    Schedule.modifyDelay(({ elapsed, error }, delay) =>
+      isForcedOpen(error) ? delay : Duration.min(delay, Duration.subtract(maxElapsed, elapsed))
+    ),
     tapDelay(({ attempt, error }, delay) =>
       Effect.logWarning(`${sink} call failed, retry ${attempt} in ${Duration.format(delay)}: ${error.message}`).pipe(
         Effect.annotateLogs({ sink, attempt, delayMillis: Duration.toMillis(delay) }),
-        Effect.zipRight(Metric.increment(retries))
+        Effect.zipRight(Metric.increment(retries)),
+        Effect.zipRight(retryEvent(sink, attempt, delay, error))
       )
     )
   )

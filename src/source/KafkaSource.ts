@@ -12,9 +12,11 @@
  * a partition we no longer own is skipped, so a revoked partition's in-flight records are either
  * written and committed, or written idempotently and left uncommitted for the new owner to redo.
  */
-import { Data, Effect, Queue, Runtime, type Scope, Stream } from "effect"
-import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel } from "kafkajs"
+import { Data, Effect, Queue, Redacted, Runtime, type Scope, Stream } from "effect"
+import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel, type SASLOptions } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
+import { tlsOptions } from "../config/Tls.ts"
+import { kafkaLogCreator } from "../telemetry/Logging.ts"
 import type { KafkaRecord } from "./KafkaRecord.ts"
 
 export class KafkaError extends Data.TaggedError("KafkaError")<{
@@ -40,11 +42,24 @@ export interface KafkaSource {
 
 export type SourceConfig = SentinelSettings["kafka"]
 
-export const kafkaClient = (config: Pick<SourceConfig, "brokers" | "clientId">): Kafka =>
+/** The one way Sentinel reaches Kafka (consumers, admin, producer), with the configured TLS and SASL. */
+export const kafkaClient = (
+  config: Pick<SourceConfig, "brokers" | "clientId"> & Partial<Pick<SourceConfig, "tls" | "sasl">>
+): Kafka =>
   new Kafka({
     clientId: config.clientId,
     brokers: [...config.brokers],
+    ...(config.tls === undefined ? {} : { ssl: tlsOptions(config.tls, config.tls.rejectUnauthorized) }),
+    ...(config.sasl === undefined ? {} : {
+      // kafkajs types each mechanism's options apart; these three take the same ones.
+      sasl: {
+        mechanism: config.sasl.mechanism,
+        username: config.sasl.username,
+        password: Redacted.value(config.sasl.password)
+      } as SASLOptions
+    }),
     logLevel: logLevel.WARN,
+    logCreator: kafkaLogCreator,
     // Reconnect attempts at most 5 s apart, so a broker that comes back is found within seconds.
     retry: { initialRetryTime: 250, maxRetryTime: 5_000, retries: 30 }
   })

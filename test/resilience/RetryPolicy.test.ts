@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Data, Effect, Fiber, HashMap, Logger, Metric, Random, Ref, TestClock } from "effect"
+import { Clock, Data, Effect, Fiber, HashMap, Logger, Metric, Option, Random, Ref, TestClock } from "effect"
 import * as CircuitBreaker from "../../src/resilience/CircuitBreaker.ts"
 import { retriesTotal, type RetryPolicy, retryTransient } from "../../src/resilience/RetryPolicy.ts"
 
@@ -143,7 +143,7 @@ describe("RetryPolicy", () => {
       expect(yield* breaker.state).toBe("closed")
     }))
 
-  it.scoped("returns CircuitOpenError when the breaker stays open past maxElapsed", () =>
+  it.scoped("waits past maxElapsed while an operator holds the breaker open, and goes on once it is reset", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make("retry-forced", {
         windowSize: 1,
@@ -159,8 +159,17 @@ describe("RetryPolicy", () => {
       })
       yield* breaker.forceOpen
       const sink = yield* flaky(0, transient)
-      const result = yield* run(sink.call.pipe(breaker.protect, retryTransient("retry-forced", isTransient, policy)))
-      expect(result).toMatchObject({ _tag: "Left", left: { _tag: "CircuitOpenError", breaker: "retry-forced" } })
+      const fiber = yield* Effect.fork(
+        sink.call.pipe(breaker.protect, retryTransient("retry-forced", isTransient, policy))
+      )
+      // Far past the policy's 5 s bound: a forced-open breaker is maintenance, not a failure.
+      yield* TestClock.adjust("5 minutes")
+      expect(yield* Fiber.poll(fiber)).toEqual(Option.none())
       expect(yield* sink.attempts).toEqual([])
+      yield* breaker.reset
+      // The next retry comes within the policy's largest delay.
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(fiber)).toBe("written")
+      expect(yield* sink.attempts).toHaveLength(1)
     }))
 })

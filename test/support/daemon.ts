@@ -38,6 +38,8 @@ export const freshDeployment = async (overrides: Record<string, string> = {}): P
     CLICKHOUSE_PATH: clickhousePath,
     SENTINEL_GROUP_ID: groupId,
     SENTINEL_LOG_LEVEL: "info",
+    // Daemons of tests running at once must not compete for the default port.
+    SENTINEL_HTTP_PORT: "0",
     ...(stack.OTEL_EXPORTER_OTLP_ENDPOINT === undefined
       ? {}
       : { OTEL_EXPORTER_OTLP_ENDPOINT: stack.OTEL_EXPORTER_OTLP_ENDPOINT }),

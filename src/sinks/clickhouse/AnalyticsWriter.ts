@@ -28,8 +28,10 @@ import type { DetectionResult, Features, Transaction } from "../../contract/Dete
 import type { PerformanceMetric } from "../../contract/PerformanceMetric.ts"
 import type { TransactionRecord } from "../../contract/TransactionRecord.ts"
 import type { KafkaRecord } from "../../source/KafkaRecord.ts"
+import { withClickHouseInsertSpan } from "../../telemetry/Tracing.ts"
 import { ClickHouse } from "./ClickHouse.ts"
 import { type ClickHouseWriteError, writeError } from "./ClickHouseError.ts"
+import * as Pseudonymisation from "./Pseudonymisation.ts"
 
 export interface AnalyticsBatch {
   /** Detection results of every severity. */
@@ -64,6 +66,8 @@ export interface AnalyticsWriterConfig {
    * a time anyway; a server takes them in parallel. Default 3.
    */
   readonly concurrency?: number
+  /** What user ids become in ClickHouse (SENTINEL_PSEUDONYMISE_KEY). Default: themselves. */
+  readonly pseudonymisation?: Pseudonymisation.Pseudonymisation
 }
 
 /** A row ready to insert, with the identity that makes it unique in its table. */
@@ -215,14 +219,16 @@ const performanceMetrics: Table = {
 /** Decoded times are `YYYY-MM-DDTHH:MM:SS.ffffff` (UTC); ClickHouse prints them with a space. */
 const storedTime = (time: string): string => `${time.slice(0, 10)} ${time.slice(11)}`
 
+/** `userId`: the transaction's user id as ClickHouse stores it (Pseudonymisation.ts). */
 const transactionRow = (
   transaction: Transaction,
   verdict: Pick<TransactionRecord, "is_fraud" | "fraud_score" | "processing_time_ms">,
-  kafka: Coordinates
+  kafka: Coordinates,
+  userId: string
 ): Row =>
   row([transaction.transaction_id], transaction.timestamp.slice(0, 7), [
     transaction.transaction_id,
-    transaction.user_id,
+    userId,
     transaction.timestamp,
     transaction.amount,
     transaction.merchant_category,
@@ -251,11 +257,11 @@ const numericFeatures = (features: Features): Record<string, number> => {
   return numeric
 }
 
-const detectionRow = (result: DetectionResult, kafka: Coordinates): Row => {
+const detectionRow = (result: DetectionResult, kafka: Coordinates, userId: string): Row => {
   const { detection_metadata: metadata, explanation, transaction } = result
   return row([transaction.transaction_id], transaction.timestamp.slice(0, 7), [
     transaction.transaction_id,
-    transaction.user_id,
+    userId,
     transaction.timestamp,
     result.severity,
     result.fraud_score,
@@ -325,6 +331,7 @@ const insertSettings = (token: string) =>
 export const make = (config: AnalyticsWriterConfig = {}): Effect.Effect<AnalyticsWriterService, never, ClickHouse> =>
   Effect.gen(function*() {
     const client: ClickHouseClient = yield* ClickHouse
+    const { userId } = config.pseudonymisation ?? Pseudonymisation.none
 
     const storedKeys = (table: Table, rows: ReadonlyArray<Row>) =>
       Effect.tryPromise({
@@ -351,7 +358,7 @@ export const make = (config: AnalyticsWriterConfig = {}): Effect.Effect<Analytic
             clickhouse_settings: insertSettings(deduplicationToken(table.name, rows))
           }),
         catch: (cause) => writeError(table.name, cause)
-      })
+      }).pipe(withClickHouseInsertSpan(table.name, rows.length))
 
     const completeViews = (table: Table, ids: ReadonlyArray<string>) =>
       Effect.tryPromise({
@@ -387,11 +394,12 @@ export const make = (config: AnalyticsWriterConfig = {}): Effect.Effect<Analytic
         const detections: Array<Row> = []
         for (const { result, source } of batch.detections) {
           const kafka = coordinates(source)
-          transactions.push(transactionRow(result.transaction, result, kafka))
-          detections.push(detectionRow(result, kafka))
+          const user = userId(result.transaction.user_id)
+          transactions.push(transactionRow(result.transaction, result, kafka, user))
+          detections.push(detectionRow(result, kafka, user))
         }
         for (const { source, transaction } of batch.transactions) {
-          transactions.push(transactionRow(transaction, transaction, coordinates(source)))
+          transactions.push(transactionRow(transaction, transaction, coordinates(source), userId(transaction.user_id)))
         }
         const metrics = batch.metrics.map(({ metric, source }) => metricRow(metric, coordinates(source)))
         const [transactionRows, detectionRows, metricRows] = yield* Effect.all(

@@ -6,6 +6,7 @@
 import { type ClickHouseClient, type ClickHouseClientConfigOptions, createClient } from "@clickhouse/client"
 import { createChdbConnection } from "chdb/connection"
 import { Context, Effect, Layer, type Scope } from "effect"
+import * as fs from "node:fs"
 import { withFaults } from "./FaultInjection.ts"
 
 export type ClickHouseTarget =
@@ -15,6 +16,11 @@ export type ClickHouseTarget =
     readonly username: string
     readonly password: string
     readonly database: string
+    /** For an https:// URL: the CA that signs the server's certificate, and a client certificate. */
+    readonly tls?: {
+      readonly caFile: string
+      readonly client?: { readonly certFile: string; readonly keyFile: string }
+    }
   }
   | { readonly _tag: "Embedded"; readonly path: string }
 
@@ -28,23 +34,43 @@ export const targetFrom = (env: Record<string, string | undefined>, defaultPath:
       url: env.CLICKHOUSE_URL,
       username: env.CLICKHOUSE_USER ?? "default",
       password: env.CLICKHOUSE_PASSWORD ?? "",
-      database: env.CLICKHOUSE_DATABASE ?? "default"
+      database: env.CLICKHOUSE_DATABASE ?? "default",
+      ...(env.CLICKHOUSE_CA_FILE === undefined ? {} : {
+        tls: {
+          caFile: env.CLICKHOUSE_CA_FILE,
+          ...(env.CLICKHOUSE_CERT_FILE === undefined || env.CLICKHOUSE_KEY_FILE === undefined ? {} : {
+            client: { certFile: env.CLICKHOUSE_CERT_FILE, keyFile: env.CLICKHOUSE_KEY_FILE }
+          })
+        }
+      })
     }
     : { _tag: "Embedded", path: env.CLICKHOUSE_PATH ?? defaultPath }
 
 export const describeTarget = (target: ClickHouseTarget): string =>
   target._tag === "Server" ? `${target.url} (database ${target.database})` : `chDB at ${target.path}`
 
-export const makeClient = (target: ClickHouseTarget): ClickHouseClient =>
+/** The client's configuration for `target`; TLS files are read here, when a client is made. */
+export const clientConfig = (target: ClickHouseTarget): ClickHouseClientConfigOptions =>
   target._tag === "Server"
-    ? createClient({
+    ? {
       url: target.url,
       username: target.username,
       password: target.password,
       database: target.database,
-      request_timeout: 60_000
-    })
-    : createClient({ connection: embedded(target.path) })
+      request_timeout: 60_000,
+      ...(target.tls === undefined ? {} : {
+        tls: {
+          ca_cert: fs.readFileSync(target.tls.caFile),
+          ...(target.tls.client === undefined ? {} : {
+            cert: fs.readFileSync(target.tls.client.certFile),
+            key: fs.readFileSync(target.tls.client.keyFile)
+          })
+        }
+      })
+    }
+    : { connection: embedded(target.path) }
+
+export const makeClient = (target: ClickHouseTarget): ClickHouseClient => createClient(clientConfig(target))
 
 /**
  * chdb types its connection against the standalone `@clickhouse/client-common` package, which

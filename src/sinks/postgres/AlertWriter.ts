@@ -11,7 +11,15 @@
  * (`json_to_recordset`), so a batch of thousands costs a handful of round trips.
  */
 import { SqlClient } from "@effect/sql"
-import { Context, Effect, Layer } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import {
+  ATTR_DB_NAMESPACE,
+  ATTR_DB_OPERATION_NAME,
+  ATTR_DB_QUERY_SUMMARY,
+  ATTR_DB_SYSTEM_NAME,
+  DB_SYSTEM_NAME_VALUE_POSTGRESQL
+} from "@opentelemetry/semantic-conventions"
+import { Context, Effect, Layer, Option } from "effect"
 import { createHash } from "node:crypto"
 import type { AuditEvent } from "../../contract/AuditEvent.ts"
 import type { DetectionResult, Severity } from "../../contract/DetectionResult.ts"
@@ -137,10 +145,31 @@ const deadLetterRow = ({ kind, message, record }: PgBatch["deadLetters"][number]
   error_message: storable(message)
 })
 
+/**
+ * An alert's outbox payload, built in SQL from the columns of a `fraud_alerts` row: exactly the ClickHouse
+ * `alerts` row less outbox_id, trace_id and relayed_at. `sentinel reconcile --repair` rebuilds a pruned
+ * outbox row with it.
+ */
+export const outboxPayload = (sql: SqlClient.SqlClient) =>
+  sql`jsonb_build_object(
+        'alert_id', alert_id, 'transaction_id', transaction_id, 'user_id', user_id,
+        'severity', severity, 'fraud_score', fraud_score, 'amount', amount,
+        'rules_triggered', rules_triggered,
+        'transaction_time', to_char(transaction_time, 'YYYY-MM-DD HH24:MI:SS.US'),
+        'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'))`
+
 export const make = (config: AlertWriterConfig = {}): Effect.Effect<AlertWriterService, never, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     // Column names below are the schema's own; a client configured to rename them must not.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    // The database, for the transaction's span, when the client says (a PgClient does).
+    const databaseAttributes = {
+      [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL,
+      ...Option.match(yield* Effect.serviceOption(PgClient.PgClient), {
+        onNone: () => ({}),
+        onSome: ({ config }) => ({ [ATTR_DB_NAMESPACE]: config.database ?? config.username ?? "postgres" })
+      })
+    }
     const autoBlockSeverities = [...(config.autoBlockSeverities ?? ["CRITICAL"])]
 
     const writeAlerts = (alerts: PgBatch["alerts"], traceparent: string | null, tracestate: string | null) =>
@@ -242,14 +271,7 @@ export const make = (config: AlertWriterConfig = {}): Effect.Effect<AlertWriterS
         ),
         outboxed AS (
           INSERT INTO outbox (alert_id, payload, traceparent, tracestate)
-          SELECT alert_id,
-                 jsonb_build_object(
-                   'alert_id', alert_id, 'transaction_id', transaction_id, 'user_id', user_id,
-                   'severity', severity, 'fraud_score', fraud_score, 'amount', amount,
-                   'rules_triggered', rules_triggered,
-                   'transaction_time', to_char(transaction_time, 'YYYY-MM-DD HH24:MI:SS.US'),
-                   'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')),
-                 ${traceparent}, ${tracestate}
+          SELECT alert_id, ${outboxPayload(sql)}, ${traceparent}, ${tracestate}
           FROM created
         )
         SELECT (SELECT count(*) FROM created)::int AS created, (SELECT count(*) FROM blocked)::int AS blocked`
@@ -315,11 +337,31 @@ export const make = (config: AlertWriterConfig = {}): Effect.Effect<AlertWriterS
           deadLetters: written.deadLetters[0]!.inserted
         })),
         Effect.mapError(postgresWriteError),
-        Effect.withSpan("AlertWriter.write", {
+        Effect.tap((summary) =>
+          Effect.annotateCurrentSpan({
+            "sentinel.rows.fraud_alerts": summary.alertsCreated,
+            "sentinel.rows.outbox": summary.alertsCreated,
+            "sentinel.rows.system_audit_log": summary.auditRows,
+            "sentinel.rows.dead_letters": summary.deadLetters,
+            "sentinel.duplicates": summary.duplicates,
+            "sentinel.users_blocked": summary.usersBlocked
+          })
+        ),
+        Effect.withSpan("sentinel.postgres.transaction", {
+          kind: "client",
           attributes: {
-            alerts: batch.alerts.length,
-            audits: batch.audits.length,
-            deadLetters: batch.deadLetters.length
+            ...databaseAttributes,
+            [ATTR_DB_OPERATION_NAME]: "INSERT",
+            [ATTR_DB_QUERY_SUMMARY]: `INSERT ${
+              [
+                ...(alerts.length === 0 ? [] : ["fraud_alerts", "user_accounts", "system_audit_log", "outbox"]),
+                ...(audits.length === 0 || alerts.length > 0 ? [] : ["system_audit_log"]),
+                ...(deadLetters.length === 0 ? [] : ["dead_letters"])
+              ].join(" ")
+            }`,
+            "sentinel.alerts": alerts.length,
+            "sentinel.audits": audits.length,
+            "sentinel.dead_letters": deadLetters.length
           }
         })
       )

@@ -1,0 +1,163 @@
+/**
+ * The benchmark's resources on the local stack: the stack itself (brought up when it is not running,
+ * and only what this run started is stopped again, as the tests' global setup does), and per
+ * measurement fresh topics, consumer groups, a PostgreSQL database and a chDB folder, each removed
+ * again through the cleanup.
+ */
+import { ConfigProvider, Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import pg from "pg"
+import { describeConfigError, load, type SentinelSettings, type Topics } from "../../src/config/Config.ts"
+import { kafkaClient } from "../../src/source/KafkaSource.ts"
+import { dirs, projectRoot } from "../stack/layout.ts"
+import type { Cleanup } from "./cleanup.ts"
+
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
+
+export const uniqueName = (prefix: string): string =>
+  `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`
+
+const stackCommand = (...args: Array<string>): string =>
+  execFileSync(process.execPath, ["--import", "tsx", path.join(projectRoot, "scripts", "stack.ts"), ...args], {
+    cwd: projectRoot,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 25 * 60_000
+  })
+
+const runningServices = (): Set<string> =>
+  new Set(
+    (JSON.parse(stackCommand("status", "--json")) as Array<{ service: string; pid?: number }>)
+      .filter((service) => service.pid !== undefined)
+      .map((service) => service.service)
+  )
+
+/**
+ * `stack up` in a child process (this process never opens chDB), returning the stack's addresses;
+ * the services it had to start are stopped by the cleanup.
+ */
+export const bringStackUp = (cleanup: Cleanup): Record<string, string> => {
+  const before = runningServices()
+  const env = Object.fromEntries(
+    stackCommand("up")
+      .split("\n")
+      .filter((line) => line.includes("="))
+      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)])
+  )
+  const startedHere = [...runningServices()].filter((service) => !before.has(service))
+  if (startedHere.length > 0) {
+    log(`started ${startedHere.join(", ")} for this run`)
+    cleanup.add(`stop ${startedHere.join(", ")}`, () => stackCommand("down", ...startedHere))
+  }
+  if (env.KAFKA_BROKERS === undefined || env.DATABASE_URL === undefined) {
+    throw new Error("`stack up` did not report KAFKA_BROKERS and DATABASE_URL")
+  }
+  return env
+}
+
+// Settings that place a deployment are the benchmark's to choose; every other SENTINEL_* variable
+// (batching, pool sizes, outbox…) is passed on, so tuning can be measured: SENTINEL_BATCH_MAX_RECORDS=5000 npm run bench.
+const placement =
+  /^SENTINEL_(TOPIC_(DETECTIONS|METRICS|TRANSACTIONS|AUDITS)$|GROUP_ID$|ANALYTICS_GROUP_ID$|HTTP_|CLICKHOUSE_FAULTS$|HOME$|LOG_LEVEL$|KAFKA_|POSTGRES_PORT$|JAEGER_)/
+
+/** The SENTINEL_* tuning variables of this process's environment. */
+export const tuningEnv = (): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] =>
+        entry[0].startsWith("SENTINEL_") && !placement.test(entry[0]) && entry[1] !== undefined
+    )
+  )
+
+/** The daemon's typed settings for an environment, exactly as `sentinel` would read them. */
+export const settingsFor = (env: Record<string, string>): Promise<SentinelSettings> =>
+  Effect.runPromise(
+    load.pipe(
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+      Effect.mapError((error) => new Error(`invalid configuration:\n${describeConfigError(error)}`))
+    )
+  )
+
+export const topicsNamed = (prefix: string): Topics => ({
+  detections: `${prefix}-fraud-detection-results`,
+  metrics: `${prefix}-performance-metrics`,
+  transactions: `${prefix}-transaction-records`,
+  audits: `${prefix}-audit-events`
+})
+
+export const topicEnv = (topics: Topics): Record<string, string> => ({
+  SENTINEL_TOPIC_DETECTIONS: topics.detections,
+  SENTINEL_TOPIC_METRICS: topics.metrics,
+  SENTINEL_TOPIC_TRANSACTIONS: topics.transactions,
+  SENTINEL_TOPIC_AUDITS: topics.audits
+})
+
+/** Deletes a measurement's topics and consumer groups, through the cleanup. */
+export const removeKafkaResourcesLater = (
+  cleanup: Cleanup,
+  brokers: string,
+  { groups = [], topics }: { readonly topics?: Topics; readonly groups?: ReadonlyArray<string> }
+): () => Promise<void> =>
+  cleanup.add("delete the benchmark's topics and consumer groups", async () => {
+    const admin = kafkaClient({ brokers: brokers.split(","), clientId: "sentinel-bench" }).admin()
+    await admin.connect()
+    try {
+      const existing = new Set(await admin.listTopics())
+      const topicNames = Object.values(topics ?? {}).filter((topic) => existing.has(topic))
+      if (topicNames.length > 0) await admin.deleteTopics({ topics: topicNames })
+      const known = new Set((await admin.listGroups()).groups.map((group) => group.groupId))
+      const groupIds = groups.filter((group) => known.has(group))
+      if (groupIds.length > 0) await admin.deleteGroups(groupIds)
+    } finally {
+      await admin.disconnect()
+    }
+  })
+
+/** A new, empty database on the stack's server, dropped through the cleanup (or by the returned function). */
+export const freshDatabase = async (
+  cleanup: Cleanup,
+  adminUrl: string
+): Promise<{ readonly url: string; readonly drop: () => Promise<void> }> => {
+  const name = uniqueName("bench")
+  const admin = new pg.Client({ connectionString: adminUrl })
+  await admin.connect()
+  try {
+    // Identifiers cannot be bound as parameters; the name is generated here, never taken from input.
+    await admin.query(`CREATE DATABASE ${name}`)
+  } finally {
+    await admin.end()
+  }
+  const drop = cleanup.add(`drop database ${name}`, async () => {
+    const client = new pg.Client({ connectionString: adminUrl })
+    await client.connect()
+    try {
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    } finally {
+      await client.end()
+    }
+  })
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  return { url: url.toString(), drop }
+}
+
+/** A chDB folder of its own, removed through the cleanup (or by the returned function). */
+export const freshClickHouseFolder = (
+  cleanup: Cleanup
+): { readonly path: string; readonly remove: () => Promise<void> } => {
+  const folder = path.join(dirs.data, "bench-clickhouse", uniqueName("ch"))
+  fs.mkdirSync(folder, { recursive: true })
+  const remove = cleanup.add(`remove ${folder}`, () => fs.rmSync(folder, { recursive: true, force: true }))
+  return { path: folder, remove }
+}
+
+/** A child's environment: the parent's, without any service or Sentinel setting, plus `env`. */
+export const childEnv = (env: Record<string, string>): NodeJS.ProcessEnv => ({
+  ...Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !/^(KAFKA_|DATABASE_URL|CLICKHOUSE_|SENTINEL_|OTEL_)/.test(name))
+  ),
+  ...env
+})
