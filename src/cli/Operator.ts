@@ -5,7 +5,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { Effect } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
-import { connectAs } from "../sinks/postgres/WriterRole.ts"
+import { pgConnection } from "../sinks/postgres/PgConnection.ts"
 import type { OptionValues } from "./Command.ts"
 import { UsageError } from "./UsageError.ts"
 
@@ -15,9 +15,7 @@ import { UsageError } from "./UsageError.ts"
  */
 export const postgresLayer = (settings: SentinelSettings, command: string) =>
   PgClient.layer({
-    url: settings.postgres.role === undefined
-      ? settings.postgres.url
-      : connectAs(settings.postgres.url, settings.postgres.role),
+    ...pgConnection(settings.postgres, settings.postgres.role),
     maxConnections: 2,
     applicationName: `sentinel ${command}`
   })

@@ -9,7 +9,7 @@
  * view's ClickHouse queries go through the daemon's own client.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Context, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, LogLevel, Option } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, LogLevel, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { home } from "../../scripts/stack/layout.ts"
@@ -160,8 +160,8 @@ const catchUp = (health: Health, since: number, timeout: Duration.Duration, onWa
         caughtUpAt === undefined && kafka.status === "up" && (kafka.checkedAt ?? 0) > since && lag !== undefined &&
         Object.values(lag).every((records) => records === 0)
       ) caughtUpAt = kafka.checkedAt! + (kafka.latencyMs ?? 0)
-      if (caughtUpAt !== undefined && outbox.status === "up" && (outbox.checkedAt ?? 0) > caughtUpAt) {
-        if (outbox.pending === 0) return { caughtUp: true } satisfies Drained
+      if (caughtUpAt !== undefined && (outbox.checkedAt ?? 0) > caughtUpAt && outbox.pending === 0) {
+        return { caughtUp: true } satisfies Drained
       }
       behind = `consumer lag ${
         lag === undefined ? "unknown" : Object.entries(lag).map(([group, n]) => `${group} ${n}`).join(", ")
@@ -172,7 +172,8 @@ const catchUp = (health: Health, since: number, timeout: Duration.Duration, onWa
     return { caughtUp: false, behind: `${behind} when the demo stopped waiting` } satisfies Drained
   })
 
-const catchUpTimeout = Duration.seconds(30)
+const catchUpTimeout = Duration.seconds(60)
+const producerStopTimeout = Duration.seconds(30)
 
 const urlHost = (host: string) => (host.includes(":") ? `[${host}]` : host)
 
@@ -256,10 +257,10 @@ const runDemo = (
           ...ProgressView.answerLines(answers.answers)
         ]
         if (screen.interactive) {
-          screen.redraw([...ProgressView.frame(now, previous, status), "", ...answered])
+          screen.redraw([...ProgressView.frame(now, previous, options.rate, status), "", ...answered])
           yield* Effect.sleep(interval)
         } else {
-          screen.print([ProgressView.line(now, previous), ...(answersDue ? answered : [])])
+          screen.print([ProgressView.line(now, previous, options.rate), ...(answersDue ? answered : [])])
         }
         previous = now
       }
@@ -274,7 +275,12 @@ const runDemo = (
     ])
 
     setStatus("stopping: the producer finishes its last slice")
-    const produced = yield* Effect.either(producer.stop)
+    const produced = yield* producer.stop.pipe(
+      Effect.mapError((error) => error.message),
+      // A broker that stopped answering would hold the slice for as long as kafkajs retries.
+      Effect.timeoutFail({ duration: producerStopTimeout, onTimeout: () => "its last slice did not finish in time" }),
+      Effect.either
+    )
     const daemonUp = Option.isNone(yield* Fiber.poll(daemonFiber))
     const drained: Drained = daemonUp
       ? yield* catchUp(health, Date.now(), catchUpTimeout, (behind) => {
@@ -287,14 +293,14 @@ const runDemo = (
     const daemonExit = yield* Fiber.await(daemonFiber)
     const final = yield* observe()
     yield* Fiber.interrupt(progress)
-    if (screen.interactive) screen.redraw(ProgressView.frame(final, undefined, "stopped"))
+    if (screen.interactive) screen.redraw(ProgressView.frame(final, undefined, options.rate, "stopped"))
     const after = yield* stored
     screen.print([
       "",
       ...summary({
         elapsedMs: final.elapsedMs,
         reason,
-        produced: Either.isRight(produced) ? produced.right : { failed: produced.left.message },
+        produced: Either.isRight(produced) ? produced.right : { failed: produced.left },
         durable: final.durable,
         deadLetters: final.deadLetters,
         drained,
@@ -304,7 +310,7 @@ const runDemo = (
       })
     ])
     if (Exit.isFailure(daemonExit)) {
-      screen.print([`sentinel demo: the daemon failed: ${String(Exit.causeOption(daemonExit))}`])
+      screen.print([`sentinel demo: the daemon failed: ${Cause.pretty(daemonExit.cause)}`])
       return 1
     }
     return 0

@@ -1,13 +1,13 @@
 import { Effect, Layer } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
-import { type Differences, reconcile, type ReconcileReport } from "../outbox/Reconciliation.ts"
+import { type Differences, reconcile, type ReconcileReport, sampleSize } from "../outbox/Reconciliation.ts"
 import * as ClickHouse from "../sinks/clickhouse/ClickHouse.ts"
 import type { Command, OptionValues } from "./Command.ts"
 import { postgresLayer, printJson, printLine, readCommandLine, readOptions, table } from "./Operator.ts"
 import { UsageError } from "./UsageError.ts"
 
 /** Exit code when differences remain that this run did not repair. */
-export const differencesFound = 3
+const differencesFound = 3
 
 interface Request {
   readonly since: Date | undefined
@@ -37,7 +37,7 @@ const alerts = (title: string, differences: Differences) => [
         ["  ALERT", "TRANSACTION", "CREATED", "ROWS IN CLICKHOUSE"],
         differences.alerts.slice(0, 20).map((a) => [`  ${a.alertId}`, a.transactionId, a.createdAt, String(a.rows)])
       ),
-      ...(differences.count > 20 ? [`  … and ${differences.count - 20} more (--json lists up to 1,000)`] : [])
+      ...(differences.count > 20 ? [`  … and ${differences.count - 20} more (--json lists up to ${sampleSize})`] : [])
     ])
 ]
 
@@ -63,7 +63,7 @@ const describe = (report: ReconcileReport): string => {
       ? []
       : [
         `repaired: ${report.repaired.requeued + report.repaired.rebuilt} delivered to ClickHouse ` +
-        `(${report.repaired.requeued} outbox rows re-queued, ${report.repaired.rebuilt} rebuilt)`
+        `(outbox rows re-queued: ${report.repaired.requeued}, rebuilt: ${report.repaired.rebuilt})`
       ]),
     unresolved(report) === 0 ? "consistent" : `differences remain: ${unresolved(report)} alerts`
   ].join("\n")
@@ -92,7 +92,7 @@ export const reconcileCommand: Command = {
     "  --repair      queue the missing alerts again through the outbox (their outbox row re-queued, or",
     "                rebuilt when pruned) and relay them here, each landing once. Extra rows are reported,",
     "                never deleted.",
-    "  --json        the report as one JSON object (lists capped at 1,000 alerts, counts whole)",
+    `  --json        the report as one JSON object (lists capped at ${sampleSize} alerts, counts whole)`,
     "",
     "Exit codes: 0 consistent (or every difference repaired), 3 differences remain (missing alerts not",
     "repaired, extra or duplicated ones), 1 failed, 2 bad usage.",

@@ -77,7 +77,7 @@ export const daemon = (
       timeout: settings.http.probeInterval,
       breakers,
       kafkaAdmin: yield* Effect.acquireRelease(
-        Effect.sync(() => KafkaSource.kafkaClient(settings.kafka).admin()),
+        Effect.sync(() => KafkaSource.kafkaClient(settings.kafka, true).admin()),
         (admin) => Effect.promise(() => admin.disconnect().catch(() => undefined))
       ),
       topics: KafkaSource.topicList(settings.kafka),

@@ -67,6 +67,7 @@ export interface HourCount {
 export interface AlertDifference {
   readonly alertId: string
   readonly transactionId: string
+  /** ISO-8601, UTC. */
   readonly createdAt: string
   /** Rows of this alert in ClickHouse. */
   readonly rows: number
@@ -353,7 +354,7 @@ export const reconcile = (options: {
           rows.map((row) => ({
             alert_id: row.id,
             transaction_id: row.transaction,
-            created_at: row.created,
+            created_at: `${row.created.replace(" ", "T")}Z`,
             rows: row.copies
           }))
         )

@@ -43,8 +43,13 @@ export interface KafkaSource {
 export type SourceConfig = SentinelSettings["kafka"]
 
 /** The one way Sentinel reaches Kafka (consumers, admin, producer), with the configured TLS and SASL. */
+/**
+ * A kafkajs client with Sentinel's brokers, TLS and SASL. `forProbes`: a client whose failures are
+ * answers (readiness), so it neither logs them nor retries for long.
+ */
 export const kafkaClient = (
-  config: Pick<SourceConfig, "brokers" | "clientId"> & Partial<Pick<SourceConfig, "tls" | "sasl">>
+  config: Pick<SourceConfig, "brokers" | "clientId"> & Partial<Pick<SourceConfig, "tls" | "sasl">>,
+  forProbes = false
 ): Kafka =>
   new Kafka({
     clientId: config.clientId,
@@ -58,10 +63,12 @@ export const kafkaClient = (
         password: Redacted.value(config.sasl.password)
       } as SASLOptions
     }),
-    logLevel: logLevel.WARN,
+    logLevel: forProbes ? logLevel.NOTHING : logLevel.WARN,
     logCreator: kafkaLogCreator,
     // Reconnect attempts at most 5 s apart, so a broker that comes back is found within seconds.
-    retry: { initialRetryTime: 250, maxRetryTime: 5_000, retries: 30 }
+    retry: forProbes
+      ? { initialRetryTime: 100, maxRetryTime: 1_000, retries: 1 }
+      : { initialRetryTime: 250, maxRetryTime: 5_000, retries: 30 }
   })
 
 export const topicList = (config: Pick<SourceConfig, "topics">): ReadonlyArray<string> => Object.values(config.topics)

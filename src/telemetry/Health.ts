@@ -67,16 +67,20 @@ const messageOf = (error: unknown) => error instanceof Error ? error.message : S
 
 /** Lag of each group on each partition, also set as `sentinel_consumer_lag_records`. */
 const consumerLag = async (admin: Admin, topics: ReadonlyArray<string>, groups: ReadonlyArray<string>) => {
+  // Committed offsets first, then the ends: read the other way round, a commit in between would
+  // make a lag negative.
+  const committed = new Map<string, Awaited<ReturnType<Admin["fetchOffsets"]>>>()
+  for (const group of groups) committed.set(group, await admin.fetchOffsets({ groupId: group, topics: [...topics] }))
   const ends = new Map<string, Array<{ partition: number; high: string; low: string }>>()
   for (const topic of topics) ends.set(topic, await admin.fetchTopicOffsets(topic))
   const lag: Record<string, number> = {}
   for (const group of groups) {
     let total = 0
-    for (const { partitions, topic } of await admin.fetchOffsets({ groupId: group, topics: [...topics] })) {
+    for (const { partitions, topic } of committed.get(group) ?? []) {
       for (const end of ends.get(topic) ?? []) {
         const done = partitions.find((p) => p.partition === end.partition)
         const from = done === undefined || done.offset === "-1" ? BigInt(end.low) : BigInt(done.offset)
-        const behind = Number(BigInt(end.high) - from)
+        const behind = Math.max(0, Number(BigInt(end.high) - from))
         total += behind
         Metrics.consumerLag.unsafeUpdate(behind, [
           MetricLabel.make("group", group),

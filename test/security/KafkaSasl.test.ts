@@ -88,11 +88,16 @@ describe("Kafka with SASL", () => {
     }
     const produced = await attempt(wrong, "produce", "--count", "10")
     expect(produced.code).toBe(1)
-    expect(produced.stderr).toMatch(/^sentinel produce: kafka .* failed: SASL PLAIN authentication failed/)
+    // kafkajs's own log lines come first; the last line is the command's verdict.
+    expect(produced.stderr).toMatch(
+      /^sentinel produce: kafka create topics failed: SASL PLAIN authentication failed: .*Invalid username or password$/m
+    )
 
     const daemon = startDaemon(wrong)
     expect(await daemon.exited, daemon.output()).toEqual({ code: 1, signal: null })
-    expect(daemon.output()).toMatch(/SASL PLAIN authentication failed/)
+    expect(daemon.output()).toMatch(
+      /^sentinel run: kafka .+ failed: SASL PLAIN authentication failed: .*Invalid username or password$/m
+    )
   }, 240_000)
 
   it("moves records with SCRAM-SHA-512 over SASL_SSL, checking the broker against the CA", async () => {
@@ -108,22 +113,5 @@ describe("Kafka with SASL", () => {
       },
       200
     )
-    // A broker whose certificate that CA did not sign is refused.
-    const untrusted = await attempt(
-      {
-        ...deployment.env,
-        KAFKA_BROKERS: kafka.saslSslBrokers!,
-        KAFKA_SSL: "true",
-        KAFKA_SSL_CA_FILE: certificates.otherCaFile,
-        KAFKA_SASL_MECHANISM: "scram-sha-512",
-        KAFKA_SASL_USERNAME: user,
-        KAFKA_SASL_PASSWORD: password
-      },
-      "produce",
-      "--count",
-      "10"
-    )
-    expect(untrusted.code).toBe(1)
-    expect(untrusted.stderr).toMatch(/certificate/i)
-  }, 300_000)
+  }, 240_000)
 })

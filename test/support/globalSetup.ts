@@ -21,6 +21,8 @@ const stack = (...args: Array<string>) =>
 declare module "vitest" {
   export interface ProvidedContext {
     stackEnv: Record<string, string>
+    /** This run's chDB folders live under it; runs at the same time each have their own. */
+    clickhouseRoot: string
   }
 }
 
@@ -40,10 +42,12 @@ export default function setup(project: TestProject) {
       .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)])
   )
   project.provide("stackEnv", env)
+  const clickhouseRoot = path.join(root, ".sentinel", "data", "test-clickhouse", `run-${process.pid}-${Date.now()}`)
+  project.provide("clickhouseRoot", clickhouseRoot)
   const startedHere = [...running()].filter((service) => !before.has(service))
   return () => {
-    // Each test file's chDB folders are its own and useless once the run is over.
-    fs.rmSync(path.join(root, ".sentinel", "data", "test-clickhouse"), { recursive: true, force: true })
+    // This run's chDB folders are useless once it is over.
+    fs.rmSync(clickhouseRoot, { recursive: true, force: true })
     if (startedHere.length > 0) stack("down", ...startedHere)
   }
 }

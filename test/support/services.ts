@@ -57,7 +57,7 @@ export const freshDatabase = async (): Promise<{ url: string; drop: () => Promis
 
 /** A chDB data folder owned by this test process alone. */
 export const freshClickHousePath = (): string => {
-  const dir = path.join(projectRoot, ".sentinel", "data", "test-clickhouse", uniqueName(`p${process.pid}`))
+  const dir = path.join(inject("clickhouseRoot"), uniqueName(`p${process.pid}`))
   fs.mkdirSync(dir, { recursive: true })
   return dir
 }

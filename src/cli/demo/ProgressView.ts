@@ -98,8 +98,13 @@ export const answerLines = (answers: ReadonlyArray<Answer>): ReadonlyArray<strin
       ).split("\n").map((line) => `     ${line}`))
   ])
 
-/** The live view on a terminal; `status` says what the demo is doing. */
-export const frame = (now: Observation, before: Observation | undefined, status: string): ReadonlyArray<string> => {
+/** The live view on a terminal; `status` says what the demo is doing, `target` is the producer's rate. */
+export const frame = (
+  now: Observation,
+  before: Observation | undefined,
+  target: number,
+  status: string
+): ReadonlyArray<string> => {
   const rate = rates(now, before)
   const postgres = rowsOf(now.postgres, postgresTables)
   const clickhouse = rowsOf(now.clickhouse, clickhouseTables)
@@ -118,7 +123,7 @@ export const frame = (now: Observation, before: Observation | undefined, status:
     table(
       ["", "total", "per second"],
       [
-        ["  produced", count(now.published), count(rate.published)],
+        ["  produced", count(now.published), `${count(rate.published)} of ${count(target)} wanted`],
         ["  durable, alert path (PostgreSQL)", count(now.durable.alerts), count(rate.alerts)],
         ["  durable, analytics path (ClickHouse)", count(now.durable.analytics), count(rate.analytics)]
       ]
@@ -133,12 +138,12 @@ export const frame = (now: Observation, before: Observation | undefined, status:
 }
 
 /** The periodic line when the output is not a terminal. */
-export const line = (now: Observation, before: Observation | undefined): string => {
+export const line = (now: Observation, before: Observation | undefined, target: number): string => {
   const rate = rates(now, before)
   const rows = (name: string, pairs: ReadonlyArray<readonly [string, string]>) =>
     `${name} ${pairs.map(([table, n]) => `${table} ${n}`).join(" ")}`
   return [
-    `[${clock(now.elapsedMs)}] produced ${count(now.published)} (${count(rate.published)}/s)`,
+    `[${clock(now.elapsedMs)}] produced ${count(now.published)} (${count(rate.published)}/s of ${count(target)}/s)`,
     `durable alerts ${count(now.durable.alerts)} (${count(rate.alerts)}/s)`,
     `durable analytics ${count(now.durable.analytics)} (${count(rate.analytics)}/s)`,
     `lag ${lag(now)}`,

@@ -58,7 +58,7 @@ export const start = (
       for (let slice = 0; !(yield* Deferred.isDone(stopping)); slice++) {
         const due = options.rate * ((Date.now() - began) / 1000 + sliceSeconds)
         // A producer that cannot keep up falls behind rather than making ever longer slices.
-        const count = Math.max(1, Math.min(Math.round(due - total.records), Math.ceil(2 * sliceSeconds * options.rate)))
+        const count = Math.max(1, Math.min(Math.round(due - total.records), Math.ceil(3 * sliceSeconds * options.rate)))
         const before = total.records
         total = add(
           total,

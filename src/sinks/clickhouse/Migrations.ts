@@ -13,6 +13,7 @@ import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { Readable } from "node:stream"
 import { ClickHouseMigrationError, migrationError } from "./ClickHouseError.ts"
 
 export interface MigrationOptions {
@@ -204,20 +205,24 @@ const apply = (client: ClickHouseClient, migration: Migration, values: ReadonlyM
         catch: (cause) => migrationError(migration.name, cause)
       })
     }
+    const record = JSON.stringify({
+      version: migration.version,
+      name: migration.name,
+      checksum: migration.checksum,
+      placeholders: JSON.stringify(valuesUsed(migration, values))
+    })
     yield* Effect.tryPromise({
-      try: () =>
-        client.insert({
-          table: migrationsTable,
-          values: [{
-            version: migration.version,
-            name: migration.name,
-            checksum: migration.checksum,
-            placeholders: JSON.stringify(valuesUsed(migration, values))
-          }],
-          format: "JSONEachRow",
-          // Two runs racing each other record a version once.
-          clickhouse_settings: { insert_deduplication_token: `${migrationsTable}:${migration.version}` }
-        }),
+      try: async () => {
+        // Two runs racing each other record a version once. The token goes into the statement: as a
+        // client setting, chdb/connection would SET it on the shared session, and later inserts of
+        // the same process without a token of their own would be dropped as duplicates.
+        const result = await client.exec({
+          query: `INSERT INTO ${migrationsTable} SETTINGS insert_deduplicate = 1, ` +
+            `insert_deduplication_token = '${migrationsTable}:${migration.version}' FORMAT JSONEachRow`,
+          values: Readable.from([record])
+        })
+        result.stream.destroy()
+      },
       catch: (cause) => migrationError(migration.name, cause)
     })
   }).pipe(Effect.withSpan("ClickHouse.migrate", { attributes: { migration: migration.name } }))
