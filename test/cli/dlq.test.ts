@@ -9,12 +9,13 @@ import {
   pgQuery,
   produce,
   sentinel,
+  sentinelExit,
   startDaemon,
   stopDaemon,
   waitFor
 } from "../support/daemon.ts"
 import { kafkaFor } from "../support/services.ts"
-import { clickhouse, expectUsage, sentinelExit } from "./support.ts"
+import { clickhouse, expectUsage } from "./support.ts"
 
 interface ListedLetter {
   readonly id: string

@@ -6,11 +6,12 @@ import {
   pgQuery,
   produce,
   sentinel,
+  sentinelExit,
   startDaemon,
   stopDaemon,
   waitFor
 } from "../support/daemon.ts"
-import { clickhouse, expectUsage, sentinelExit } from "./support.ts"
+import { clickhouse, expectUsage } from "./support.ts"
 
 interface Differences {
   readonly count: number

@@ -3,26 +3,9 @@ import { execFile } from "node:child_process"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { expect } from "vitest"
-import { type Deployment, sentinel } from "../support/daemon.ts"
+import { type Deployment, sentinelExit } from "../support/daemon.ts"
 import { projectRoot } from "../support/services.ts"
 import type { Statement } from "./chdb.ts"
-
-export interface Outcome {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs a sentinel command to completion, whatever its exit code. */
-export const sentinelExit = async (env: Record<string, string>, ...args: Array<string>): Promise<Outcome> => {
-  try {
-    return { code: 0, stdout: await sentinel(env, ...args), stderr: "" }
-  } catch (error) {
-    const failed = error as { code?: unknown; stdout?: string; stderr?: string }
-    if (typeof failed.code !== "number") throw error
-    return { code: failed.code, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" }
-  }
-}
 
 /** Runs `statements` on the deployment's chDB folder (the daemon must be stopped); each one's rows. */
 export const clickhouse = async (

@@ -1,34 +1,21 @@
 import type { ClickHouseClient } from "@clickhouse/client"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import {
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Fiber,
-  Layer,
-  Option,
-  Redacted,
-  Schedule,
-  Schema,
-  type Scope
-} from "effect"
+import { Context, Deferred, Duration, Effect, Fiber, Layer, Option, Redacted, Schedule, type Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { DetectionResult } from "../../src/contract/DetectionResult.ts"
 import {
   layer as relayLayer,
   make as makeRelay,
   OutboxRelay,
   type OutboxRelayConfig
 } from "../../src/outbox/OutboxRelay.ts"
-import { detectionResult, seededRng } from "../../src/produce/DetectorOutput.ts"
 import { ClickHouse, makeClient } from "../../src/sinks/clickhouse/ClickHouse.ts"
 import { migrateClickHouse } from "../../src/sinks/clickhouse/Migrations.ts"
 import { alertIdOf } from "../../src/sinks/postgres/AlertId.ts"
 import { AlertWriter, layer as writerLayer } from "../../src/sinks/postgres/AlertWriter.ts"
 import { migratePostgres } from "../../src/sinks/postgres/Migrations.ts"
 import { connectAs } from "../../src/sinks/postgres/WriterRole.ts"
+import { writeAlerts } from "../support/alerts.ts"
 import { freshClickHousePath, freshDatabase, uniqueName } from "../support/services.ts"
 
 // chDB allows one data folder per process: one client for the whole file, a ClickHouse database per test.
@@ -39,31 +26,6 @@ beforeAll(() => {
 afterAll(() => clickhouse.close())
 
 const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-/** Alerts number `from` … `from + count - 1`, written to PostgreSQL through the AlertWriter in one batch. */
-const writeAlerts = (from: number, count: number) =>
-  Effect.flatMap(AlertWriter, (writer) =>
-    writer.write({
-      alerts: Array.from({ length: count }, (_, i) => {
-        const n = from + i
-        const wire = detectionResult(seededRng(n), n, { alertShare: 1 })
-        return {
-          result: Schema.decodeSync(DetectionResult)(wire),
-          source: {
-            topic: "fraud-detection-results",
-            partition: 0,
-            offset: String(n),
-            timestamp: Date.now(),
-            key: wire.transaction.user_id,
-            headers: {},
-            value: Buffer.from(JSON.stringify(wire))
-          }
-        }
-      }),
-      audits: [],
-      deadLetters: [],
-      traceparent
-    }))
 
 const queryClickHouse = <A>(query: string) =>
   Effect.promise(async () => (await clickhouse.query({ query, format: "JSONEachRow" })).json<A>())
@@ -115,7 +77,7 @@ describe("OutboxRelay", () => {
   it("relays every outbox row to ClickHouse exactly once", () =>
     withStores({ batchSize: 500 }, (owner) =>
       Effect.gen(function*() {
-        yield* writeAlerts(0, 1_200)
+        yield* writeAlerts(0, 1_200, traceparent)
         const relay = yield* OutboxRelay
         const moved = [yield* relay.relayOnce, yield* relay.relayOnce, yield* relay.relayOnce, yield* relay.relayOnce]
         expect(moved).toEqual([500, 500, 200, 0])
@@ -139,7 +101,7 @@ describe("OutboxRelay", () => {
   it("leaves no duplicate when a relay dies between the ClickHouse insert and the mark", () =>
     withStores({ batchSize: 300, leaseDuration: "1 second" }, (owner) =>
       Effect.gen(function*() {
-        yield* writeAlerts(0, 500)
+        yield* writeAlerts(0, 500, traceparent)
         const relay = yield* OutboxRelay
         // The relay that dies: it claimed and inserted, but never marked its rows published.
         const lost = Option.getOrThrow(yield* relay.claim)
@@ -170,7 +132,7 @@ describe("OutboxRelay", () => {
   it("lets two relays work the same outbox at once without a duplicate or a gap", () =>
     withStores({ batchSize: 250 }, () =>
       Effect.gen(function*() {
-        yield* writeAlerts(0, 5_000)
+        yield* writeAlerts(0, 5_000, traceparent)
         // Two relays as two fibers of one process share its pool and its one chDB client.
         const relays = [yield* makeRelay({ batchSize: 250 }), yield* makeRelay({ batchSize: 250 })]
         const drain = (relay: (typeof relays)[number]) =>
@@ -192,9 +154,9 @@ describe("OutboxRelay", () => {
         const relay = yield* OutboxRelay
         const stop = yield* Deferred.make<void>()
         const running = yield* Effect.fork(relay.run(stop))
-        yield* writeAlerts(0, 250)
+        yield* writeAlerts(0, 250, traceparent)
         yield* until(Effect.map(relay.backlog, ({ pending }) => pending === 0))
-        yield* writeAlerts(250, 250)
+        yield* writeAlerts(250, 250, traceparent)
         yield* until(Effect.map(relay.backlog, ({ pending }) => pending === 0))
         yield* Deferred.succeed(stop, undefined)
         yield* Fiber.join(running)
@@ -204,10 +166,10 @@ describe("OutboxRelay", () => {
   it("prunes only published rows older than the retention", () =>
     withStores({ retention: "1 day" }, (owner) =>
       Effect.gen(function*() {
-        yield* writeAlerts(0, 30)
+        yield* writeAlerts(0, 30, traceparent)
         const relay = yield* OutboxRelay
         expect(yield* relay.relayOnce).toBe(30)
-        yield* writeAlerts(30, 5)
+        yield* writeAlerts(30, 5, traceparent)
         // Rows 1-10 were published two days ago, rows 11-20 a moment under a day ago; 31-35 are pending,
         // and 31-32 were written two days ago.
         yield* owner`UPDATE outbox SET published_at = now() - interval '2 days' WHERE id <= 10`

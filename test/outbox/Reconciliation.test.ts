@@ -1,17 +1,16 @@
 import type { ClickHouseClient } from "@clickhouse/client"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { DetectionResult } from "../../src/contract/DetectionResult.ts"
 import { make as makeRelay } from "../../src/outbox/OutboxRelay.ts"
 import { reconcile, redrive } from "../../src/outbox/Reconciliation.ts"
-import { detectionResult, seededRng } from "../../src/produce/DetectorOutput.ts"
 import { ClickHouse, makeClient } from "../../src/sinks/clickhouse/ClickHouse.ts"
 import { migrateClickHouse } from "../../src/sinks/clickhouse/Migrations.ts"
 import { AlertWriter, layer as writerLayer } from "../../src/sinks/postgres/AlertWriter.ts"
 import { migratePostgres } from "../../src/sinks/postgres/Migrations.ts"
 import { connectAs } from "../../src/sinks/postgres/WriterRole.ts"
+import { writeAlerts } from "../support/alerts.ts"
 import { freshClickHousePath, freshDatabase, uniqueName } from "../support/services.ts"
 
 // chDB allows one data folder per process: one client for the whole file, a ClickHouse database per test.
@@ -20,29 +19,6 @@ beforeAll(() => {
   clickhouse = makeClient({ _tag: "Embedded", path: freshClickHousePath() })
 })
 afterAll(() => clickhouse.close())
-
-/** `count` alerts written to PostgreSQL through the AlertWriter, as the daemon writes them. */
-const writeAlerts = (count: number) =>
-  Effect.flatMap(AlertWriter, (writer) =>
-    writer.write({
-      alerts: Array.from({ length: count }, (_, n) => {
-        const wire = detectionResult(seededRng(n), n, { alertShare: 1 })
-        return {
-          result: Schema.decodeSync(DetectionResult)(wire),
-          source: {
-            topic: "fraud-detection-results",
-            partition: 0,
-            offset: String(n),
-            timestamp: Date.now(),
-            key: wire.transaction.user_id,
-            headers: {},
-            value: Buffer.from(JSON.stringify(wire))
-          }
-        }
-      }),
-      audits: [],
-      deadLetters: []
-    }))
 
 /** Rows, distinct alerts and the outbox ids ClickHouse holds. */
 const alertsInClickHouse = Effect.promise(async () => {
@@ -81,7 +57,7 @@ describe("redelivery of alerts ClickHouse lost", () => {
   it("re-sends a lost claim whole under new outbox ids, which ClickHouse takes; the old token it would drop", () =>
     withStores(() =>
       Effect.gen(function*() {
-        yield* writeAlerts(20)
+        yield* writeAlerts(0, 20)
         const relay = yield* makeRelay({ batchSize: 20 })
         const claim = Option.getOrThrow(yield* relay.claim)
         yield* relay.deliver(claim)
@@ -118,7 +94,7 @@ describe("redelivery of alerts ClickHouse lost", () => {
   it("never queues again an alert whose delivery may be in flight", () =>
     withStores((owner) =>
       Effect.gen(function*() {
-        yield* writeAlerts(20)
+        yield* writeAlerts(0, 20)
         const relay = yield* makeRelay({ batchSize: 10, leaseDuration: "1 second" })
         // One relay inserted its claim and died before marking it; another died before inserting.
         const inserted = Option.getOrThrow(yield* relay.claim)

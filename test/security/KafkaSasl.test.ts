@@ -11,6 +11,7 @@ import {
   pgQuery,
   produce,
   sentinel,
+  sentinelExit,
   startDaemon,
   stopDaemon,
   waitFor
@@ -19,13 +20,6 @@ import { type Certificates, makeCertificates } from "./certificates.ts"
 
 const user = "sentinel"
 const password = "sentinel-secret"
-
-/** Exit code and stderr of a sentinel command. */
-const attempt = (env: Record<string, string>, ...args: Array<string>) =>
-  sentinel(env, ...args).then(
-    () => ({ code: 0, stderr: "" }),
-    (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr })
-  )
 
 describe("Kafka with SASL", () => {
   let certificates: Certificates
@@ -86,7 +80,7 @@ describe("Kafka with SASL", () => {
       SENTINEL_MAX_RESTARTS: "1",
       SENTINEL_RESTART_BACKOFF_MS: "100"
     }
-    const produced = await attempt(wrong, "produce", "--count", "10")
+    const produced = await sentinelExit(wrong, "produce", "--count", "10")
     expect(produced.code).toBe(1)
     // kafkajs's own log lines come first; the last line is the command's verdict.
     expect(produced.stderr).toMatch(

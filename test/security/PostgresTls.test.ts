@@ -11,19 +11,12 @@ import {
   type Deployment,
   freshDeployment,
   produce,
-  sentinel,
+  sentinelExit,
   startDaemon,
   stopDaemon,
   waitFor
 } from "../support/daemon.ts"
 import { type Certificates, makeCertificates } from "./certificates.ts"
-
-/** Exit code and stderr of a sentinel command. */
-const attempt = (env: Record<string, string>, ...args: Array<string>) =>
-  sentinel(env, ...args).then(
-    () => ({ code: 0, stderr: "" }),
-    (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr })
-  )
 
 describe("PostgreSQL over TLS", () => {
   let certificates: Certificates
@@ -51,13 +44,13 @@ describe("PostgreSQL over TLS", () => {
   }
 
   it("refuses Sentinel without TLS: the server takes TLS connections only", async () => {
-    const result = await attempt(deployment.env, "migrate")
+    const result = await sentinelExit(deployment.env, "migrate")
     expect(result.code).toBe(1)
     expect(result.stderr).toMatch(/no pg_hba\.conf entry .* no encryption/)
   }, 60_000)
 
   it("migrates with SENTINEL_PG_SSL=verify-full and the CA", async () => {
-    const result = await attempt(
+    const result = await sentinelExit(
       { ...deployment.env, SENTINEL_PG_SSL: "verify-full", SENTINEL_PG_SSL_CA_FILE: certificates.caFile },
       "migrate"
     )
@@ -67,7 +60,7 @@ describe("PostgreSQL over TLS", () => {
   }, 60_000)
 
   it("refuses a server whose certificate the configured CA did not sign", async () => {
-    const result = await attempt(
+    const result = await sentinelExit(
       { ...deployment.env, SENTINEL_PG_SSL: "verify-full", SENTINEL_PG_SSL_CA_FILE: certificates.otherCaFile },
       "migrate"
     )
@@ -82,9 +75,12 @@ describe("PostgreSQL over TLS", () => {
         `${server.url}?sslmode=verify-full&sslrootcert=${certificates.caFile}`
       ]
     ) {
-      expect(await attempt({ ...deployment.env, DATABASE_URL: url }, "migrate"), url).toEqual({ code: 0, stderr: "" })
+      expect(await sentinelExit({ ...deployment.env, DATABASE_URL: url }, "migrate"), url).toEqual({
+        code: 0,
+        stderr: ""
+      })
     }
-    const refused = await attempt(
+    const refused = await sentinelExit(
       { ...deployment.env, DATABASE_URL: `${server.url}?sslmode=verify-full&sslrootcert=${certificates.otherCaFile}` },
       "migrate"
     )
@@ -93,7 +89,7 @@ describe("PostgreSQL over TLS", () => {
 
   it("runs the daemon over TLS: alerts, accounts and the outbox land in PostgreSQL", async () => {
     const env = { ...deployment.env, SENTINEL_PG_SSL: "verify-full", SENTINEL_PG_SSL_CA_FILE: certificates.caFile }
-    expect(await attempt(env, "migrate")).toEqual({ code: 0, stderr: "" })
+    expect(await sentinelExit(env, "migrate")).toEqual({ code: 0, stderr: "" })
     const tally = await produce(env, "--count", "200", "--malformed", "0", "--duplicates", "0", "--alert-share", "0.5")
     const daemon = startDaemon(env)
     await waitFor("every record committed and every alert relayed", async () => {

@@ -74,6 +74,23 @@ export const sentinel = async (env: Record<string, string>, ...args: Array<strin
   return stdout
 }
 
+export interface Outcome {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs a sentinel command to completion, whatever its exit code. */
+export const sentinelExit = async (env: Record<string, string>, ...args: Array<string>): Promise<Outcome> => {
+  try {
+    return { code: 0, stdout: await sentinel(env, ...args), stderr: "" }
+  } catch (error) {
+    const failed = error as { code?: unknown; stdout?: string; stderr?: string }
+    if (typeof failed.code !== "number") throw error
+    return { code: failed.code, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" }
+  }
+}
+
 export const produce = async (env: Record<string, string>, ...args: Array<string>): Promise<PlanTally> =>
   JSON.parse(await sentinel(env, "produce", ...args)) as PlanTally
 

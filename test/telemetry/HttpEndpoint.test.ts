@@ -17,6 +17,7 @@ import {
   freshDeployment,
   produce,
   sentinel,
+  sentinelExit,
   sleep,
   startDaemon,
   stopDaemon,
@@ -32,16 +33,6 @@ const get = async (port: number, route: string) => {
 const readiness = async (port: number) => {
   const { status, text } = await get(port, "/readyz")
   return { status, body: JSON.parse(text) as { ready: boolean; status: string; reasons: Array<string> } }
-}
-
-/** The CLI's exit code and output, whatever the code. */
-const cli = async (env: Record<string, string>, ...args: Array<string>) => {
-  try {
-    return { code: 0, stdout: await sentinel(env, ...args) }
-  } catch (error) {
-    const failed = error as { code: number; stdout: string }
-    return { code: failed.code, stdout: failed.stdout }
-  }
 }
 
 type Families = ReturnType<typeof parsePrometheus>
@@ -141,27 +132,27 @@ describe("the daemon's HTTP endpoint", () => {
             fibers: { "alerts path": { state: "running" }, "analytics path": { state: "running" } }
           }
         })
-        const health = await cli(deployment.env, "health")
+        const health = await sentinelExit(deployment.env, "health")
         expect(health.code, health.stdout).toBe(0)
         expect(health.stdout).toMatch(/^ready/)
 
         // An operator pins the PostgreSQL breaker open: the alert path stops writing and the daemon is not ready.
-        const opened = await cli(deployment.env, "breaker", "open", "postgres")
+        const opened = await sentinelExit(deployment.env, "breaker", "open", "postgres")
         expect(opened.code, opened.stdout).toBe(0)
         expect(JSON.parse(opened.stdout)).toEqual({ postgres: { state: "open" } })
         const blocked = await readiness(port)
         expect(blocked.status).toBe(503)
         expect(blocked.body.reasons).toContain("the postgres circuit breaker is open")
-        expect((await cli(deployment.env, "health")).code).toBe(1)
+        expect((await sentinelExit(deployment.env, "health")).code).toBe(1)
         const before = await alertCount(deployment)
         const more = await produce(deployment.env, "--count", "1000", "--seed", "52", "--first", "4000")
         await sleep(3_000)
         expect(await alertCount(deployment)).toBe(before)
-        const reset = await cli(deployment.env, "breaker", "reset", "postgres")
+        const reset = await sentinelExit(deployment.env, "breaker", "reset", "postgres")
         expect(JSON.parse(reset.stdout)).toEqual({ postgres: { state: "closed" } })
         await waitFor("the held records to be written", () => drained(deployment, tally.alerts + more.alerts), 60_000)
         expect((await readiness(port)).status).toBe(200)
-        expect((await cli(deployment.env, "breaker", "open", "nosuch")).code).toBe(1)
+        expect((await sentinelExit(deployment.env, "breaker", "open", "nosuch")).code).toBe(1)
       } finally {
         expect(await stopDaemon(daemon), daemon.output()).toEqual({ code: 0, signal: null })
       }
@@ -173,7 +164,7 @@ describe("the daemon's HTTP endpoint", () => {
   )
 
   it("`sentinel health` says when no daemon answers", async () => {
-    const answer = await cli({ ...deployment.env, SENTINEL_HTTP_PORT: String(await freePort()) }, "health")
+    const answer = await sentinelExit({ ...deployment.env, SENTINEL_HTTP_PORT: String(await freePort()) }, "health")
     expect(answer.code).toBe(69)
   })
 })
