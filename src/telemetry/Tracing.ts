@@ -131,7 +131,7 @@ export const layer = ({ endpoint, serviceName }: TracingConfig): Layer.Layer<nev
     const sampler = yield* samplerConfig
     const provider = NodeSdk.layerTracerProvider(new BatchSpanProcessor(new OTLPTraceExporter({ url: url.value })), {
       sampler,
-      shutdownTimeout: "5 seconds"
+      shutdownTimeout: "15 seconds"
     })
     return OtelTracer.layer.pipe(
       Layer.provide(provider),

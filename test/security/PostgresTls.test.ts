@@ -54,7 +54,7 @@ describe("PostgreSQL over TLS", () => {
       { ...deployment.env, SENTINEL_PG_SSL: "verify-full", SENTINEL_PG_SSL_CA_FILE: certificates.caFile },
       "migrate"
     )
-    expect(result).toEqual({ code: 0, stderr: "" })
+    expect(result).toMatchObject({ code: 0, stderr: "" })
     const [migrations] = await query<{ n: string }>("SELECT count(*) AS n FROM schema_migrations")
     expect(Number(migrations!.n)).toBeGreaterThan(0)
   }, 60_000)
@@ -75,7 +75,7 @@ describe("PostgreSQL over TLS", () => {
         `${server.url}?sslmode=verify-full&sslrootcert=${certificates.caFile}`
       ]
     ) {
-      expect(await sentinelExit({ ...deployment.env, DATABASE_URL: url }, "migrate"), url).toEqual({
+      expect(await sentinelExit({ ...deployment.env, DATABASE_URL: url }, "migrate"), url).toMatchObject({
         code: 0,
         stderr: ""
       })
@@ -89,7 +89,7 @@ describe("PostgreSQL over TLS", () => {
 
   it("runs the daemon over TLS: alerts, accounts and the outbox land in PostgreSQL", async () => {
     const env = { ...deployment.env, SENTINEL_PG_SSL: "verify-full", SENTINEL_PG_SSL_CA_FILE: certificates.caFile }
-    expect(await sentinelExit(env, "migrate")).toEqual({ code: 0, stderr: "" })
+    expect(await sentinelExit(env, "migrate")).toMatchObject({ code: 0, stderr: "" })
     const tally = await produce(env, "--count", "200", "--malformed", "0", "--duplicates", "0", "--alert-share", "0.5")
     const daemon = startDaemon(env)
     await waitFor("every record committed and every alert relayed", async () => {

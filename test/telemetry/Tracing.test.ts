@@ -196,7 +196,9 @@ describe("sentinel run traced in the stack's Jaeger", () => {
       SENTINEL_BATCH_MAX_RECORDS: "100",
       // Spans leave only when the daemon stops (or 2,048 wait): every span found was flushed on exit.
       OTEL_BSP_SCHEDULE_DELAY: "3600000",
-      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "2048"
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "2048",
+      // Room for every span of a slow run: none is dropped before the flush.
+      OTEL_BSP_MAX_QUEUE_SIZE: "100000"
     })
     await sentinel(deployment.env, "migrate")
     await createTopics(deployment.topics)
@@ -328,12 +330,14 @@ describe("sentinel run traced in the stack's Jaeger", () => {
       expect(tag(commit, "messaging.consumer.group.name")).toBe(tag(span, "messaging.consumer.group.name"))
     }
 
-    // The alert path writes PostgreSQL in one transaction per batch.
+    // The alert path writes PostgreSQL in one transaction per batch that has something for it.
     const database = new URL(deployment.databaseUrl).pathname.slice(1)
     let alertRows = 0
     for (const { span, trace } of alertBatches) {
       const transactions = descendants(trace, span).filter((s) => s.operationName === "sentinel.postgres.transaction")
-      expect(transactions).toHaveLength(1)
+      // A batch with nothing for PostgreSQL (only analytics records) opens no transaction at all.
+      expect(transactions.length).toBeLessThanOrEqual(1)
+      if (transactions.length === 0) continue
       const [transaction] = transactions
       expect(tag(transaction!, "db.system.name")).toBe("postgresql")
       expect(tag(transaction!, "db.namespace")).toBe(database)
