@@ -74,7 +74,8 @@ export const daemon = (
     const breakers = [postgresGuard.breaker, clickhouseGuard.breaker]
     const health = yield* Health.make({
       interval: settings.http.probeInterval,
-      timeout: settings.http.probeInterval,
+      // A loaded machine answers slowly, which is not the same as not at all.
+      timeout: Duration.max(settings.http.probeInterval, Duration.seconds(5)),
       breakers,
       kafkaAdmin: yield* Effect.acquireRelease(
         Effect.sync(() => KafkaSource.kafkaClient(settings.kafka, true).admin()),
