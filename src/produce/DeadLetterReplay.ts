@@ -6,7 +6,7 @@
  * record that fails again becomes a new dead letter (it has a new offset).
  */
 import { Effect } from "effect"
-import { CompressionTypes, type Message, Partitioners } from "kafkajs"
+import { CompressionTypes, type Message } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import {
   type DeadLetter,
@@ -15,6 +15,7 @@ import {
   type DeadLetterStoreError
 } from "../sinks/postgres/DeadLetterStore.ts"
 import { kafkaClient, KafkaError } from "../source/KafkaSource.ts"
+import { idempotentProducer } from "./Producer.ts"
 
 export const replayHeader = "x-sentinel-replay-of"
 
@@ -56,13 +57,7 @@ const publisher = (kafka: SentinelSettings["kafka"]) =>
     Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
-          const producer = kafkaClient(kafka).producer({
-            allowAutoTopicCreation: false,
-            // A send retried across a broker restart is written once.
-            idempotent: true,
-            maxInFlightRequests: 1,
-            createPartitioner: Partitioners.DefaultPartitioner
-          })
+          const producer = idempotentProducer(kafkaClient(kafka))
           await producer.connect()
           return producer
         },

@@ -12,7 +12,7 @@ import {
   MESSAGING_SYSTEM_NAME_VALUE_KAFKA
 } from "@opentelemetry/semantic-conventions/incubating"
 import { Effect, Runtime } from "effect"
-import { CompressionTypes, type Message, Partitioners, type TopicMessages } from "kafkajs"
+import { CompressionTypes, type Kafka, type Message, Partitioners, type TopicMessages } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import type { TopicKind } from "../contract/Decode.ts"
 import { ensureTopics, kafkaClient, KafkaError, topicList } from "../source/KafkaSource.ts"
@@ -27,6 +27,18 @@ export interface ProduceOptions extends PlanOptions {
 }
 
 const sendSize = 1000
+
+/**
+ * Idempotent: a send retried across a broker restart is written once, as the detector should do.
+ * The Java client's partitioner (murmur2): keys land where the detector's own producer puts them.
+ */
+export const idempotentProducer = (client: Kafka) =>
+  client.producer({
+    allowAutoTopicCreation: false,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner
+  })
 
 /**
  * One send as a `sentinel.produce` span, a trace of its own, as the detector's producer makes one: the
@@ -70,14 +82,7 @@ export const produce = (
     const runtime = yield* Effect.runtime<never>()
     return yield* Effect.tryPromise({
       try: async () => {
-        // Idempotent: a send retried across a broker restart is written once, as the detector should do.
-        const producer = client.producer({
-          allowAutoTopicCreation: false,
-          idempotent: true,
-          maxInFlightRequests: 1,
-          // The Java client's partitioner (murmur2): keys land where the detector's own producer puts them.
-          createPartitioner: Partitioners.DefaultPartitioner
-        })
+        const producer = idempotentProducer(client)
         await producer.connect()
         try {
           const planned: Array<{ readonly expected: Expected }> = []
