@@ -4,13 +4,18 @@
  * A claim stamps a new `claim_id` on up to `batchSize` pending rows in one statement (`FOR UPDATE
  * SKIP LOCKED`, in id order), so concurrent relays take disjoint work. The rows are inserted with an
  * `insert_deduplication_token` computed from their ids alone, and marked published only after the
- * insert succeeded. A relay that dies in between leaves its claim to expire; the next claimer takes
- * over that claim whole — same rows, same token — before claiming anything new, so ClickHouse drops
- * the repeated insert if the first one had landed.
+ * insert succeeded. A relay that dies in between leaves its claim to expire; a relay that looks for
+ * expired claims takes it over whole — same rows, same token — so ClickHouse drops the repeated insert
+ * if the first one had landed. The rows of an expired claim keep its claim_id, so no other claim can
+ * take them meanwhile.
+ *
+ * `run` keeps several claims in flight (`concurrency`), each claimed, delivered and acknowledged on its
+ * own: while one claim's rows go into ClickHouse, the next is claimed or acknowledged in PostgreSQL.
+ * Claims are disjoint, so this is the same as that many relays side by side.
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Data, Deferred, Duration, Effect, Layer, Metric, Option } from "effect"
+import { Clock, Context, Data, Deferred, Duration, Effect, Layer, Metric, Option, Ref } from "effect"
 import { createHash } from "node:crypto"
 import { Readable } from "node:stream"
 import type { CircuitBreaker, CircuitOpenError } from "../resilience/CircuitBreaker.ts"
@@ -26,8 +31,13 @@ import { withClickHouseInsertSpan } from "../telemetry/Tracing.ts"
 export interface OutboxRow {
   /** bigserial, kept as a decimal string. */
   readonly id: string
-  /** The ClickHouse `alerts` row less outbox_id, trace_id and relayed_at. */
-  readonly payload: Readonly<Record<string, unknown>>
+  /** The alert's user id as PostgreSQL keeps it (raw, never pseudonymised). */
+  readonly user_id: string
+  /**
+   * The rest of the ClickHouse `alerts` row — less user_id, outbox_id, trace_id and relayed_at — as JSON
+   * text: the relay passes it on as it comes, without parsing it.
+   */
+  readonly payload: string
   readonly traceparent: string | null
 }
 
@@ -82,6 +92,11 @@ export class OutboxRelay extends Context.Tag("sentinel/OutboxRelay")<OutboxRelay
 export interface OutboxRelayConfig {
   /** Rows per claim, i.e. per ClickHouse insert. Default 5,000. */
   readonly batchSize?: number
+  /**
+   * Claims `run` keeps in flight at once. Default 2: one is claimed or acknowledged in PostgreSQL while
+   * the other goes into ClickHouse (on 2 cores, 4 and 8 were slower and cost PostgreSQL more CPU).
+   */
+  readonly concurrency?: number
   /** Wait before looking again after a claim that was not full. Default 250 ms. */
   readonly pollInterval?: Duration.DurationInput
   /** How long a claim is its relay's alone; must comfortably exceed one insert. Default 30 s. */
@@ -128,6 +143,7 @@ export const make = (
     const clickhouse = yield* ClickHouse
     const { userId } = config.pseudonymisation ?? Pseudonymisation.none
     const batchSize = config.batchSize ?? 5_000
+    const concurrency = config.concurrency ?? 2
     const pollInterval = Duration.decode(config.pollInterval ?? "250 millis")
     const leaseSeconds = Duration.toSeconds(config.leaseDuration ?? "30 seconds")
     const retentionSeconds = Duration.toSeconds(config.retention ?? "24 hours")
@@ -135,10 +151,18 @@ export const make = (
 
     type Claimed = OutboxRow & { readonly claim_id: string }
 
+    // The payload as text, without its user id: the driver would parse jsonb into objects, and the
+    // relay serialise them again, for rows that only pass through.
+    const claimedColumns = sql.literal(
+      "o.id, o.claim_id, o.payload ->> 'user_id' AS user_id, (o.payload - 'user_id')::text AS payload, o.traceparent"
+    )
+
     // Only the claim's first row is eligible, and it is locked: two relays can never split one claim.
+    // Claims in flight have no index of their own (migrations/0007): the expired claim is found along the
+    // pending rows, and its rows from its first one on.
     const takeOverExpired = sql<Claimed>`
       WITH expired AS (
-        SELECT o.claim_id
+        SELECT o.id, o.claim_id
         FROM outbox o
         WHERE o.published_at IS NULL AND o.claim_id IS NOT NULL AND o.claim_expires_at < now()
           AND NOT EXISTS (
@@ -150,23 +174,27 @@ export const make = (
       UPDATE outbox o
       SET claim_expires_at = now() + make_interval(secs => ${leaseSeconds}), claim_attempts = o.claim_attempts + 1
       FROM expired
-      WHERE o.claim_id = expired.claim_id AND o.published_at IS NULL
-      RETURNING o.id, o.claim_id, o.payload, o.traceparent`
+      WHERE o.id = ANY (ARRAY(
+          SELECT p.id FROM outbox p, expired e
+          WHERE p.published_at IS NULL AND p.claim_id = e.claim_id AND p.id >= e.id))
+        AND o.claim_id = expired.claim_id AND o.published_at IS NULL
+      RETURNING ${claimedColumns}`
 
+    // The picked ids as an array, so that the rows are updated through the primary key: joined with the
+    // CTE instead, the planner hash-joins a scan of the whole table, published rows included.
     const claimNew = sql<Claimed>`
-      WITH picked AS (
+      WITH stamp AS (SELECT gen_random_uuid() AS claim_id)
+      UPDATE outbox o
+      SET claim_id = stamp.claim_id, claimed_at = now(),
+          claim_expires_at = now() + make_interval(secs => ${leaseSeconds}), claim_attempts = 1
+      FROM stamp
+      WHERE o.id = ANY (ARRAY(
         SELECT id FROM outbox
         WHERE published_at IS NULL AND claim_id IS NULL
         ORDER BY id
         LIMIT ${batchSize}
-        FOR UPDATE SKIP LOCKED
-      ), stamp AS (SELECT gen_random_uuid() AS claim_id)
-      UPDATE outbox o
-      SET claim_id = stamp.claim_id, claimed_at = now(),
-          claim_expires_at = now() + make_interval(secs => ${leaseSeconds}), claim_attempts = 1
-      FROM picked, stamp
-      WHERE o.id = picked.id
-      RETURNING o.id, o.claim_id, o.payload, o.traceparent`
+        FOR UPDATE SKIP LOCKED))
+      RETURNING ${claimedColumns}`
 
     const toClaim = (claimed: ReadonlyArray<Claimed>): Option.Option<OutboxClaim> => {
       if (claimed.length === 0) return Option.none()
@@ -174,13 +202,30 @@ export const make = (
       const ids = rows.map((row) => row.id).join(",")
       return Option.some({
         claimId: rows[0]!.claim_id,
-        rows: rows.map(({ id, payload, traceparent }) => ({ id, payload, traceparent })),
+        rows: rows.map(({ id, payload, traceparent, user_id }) => ({ id, user_id, payload, traceparent })),
         token: `outbox:${createHash("sha256").update(ids).digest("hex")}`
       })
     }
 
-    const claim = takeOverExpired.pipe(
-      Effect.flatMap((expired) => (expired.length > 0 ? Effect.succeed(expired) : claimNew)),
+    // Looking for an expired claim walks the pending rows, so it is done when one may have appeared: first
+    // thing, after this relay released a claim, right after a takeover (a relay that died may have left
+    // several), and otherwise a lease after the last look. Meanwhile no claim can take an expired claim's
+    // rows: they keep its claim_id.
+    const expiredLookDue = yield* Ref.make(0)
+    const takeOver = takeOverExpired.pipe(
+      Effect.tap((taken) =>
+        Effect.flatMap(
+          Clock.currentTimeMillis,
+          (now) => Ref.set(expiredLookDue, taken.length > 0 ? 0 : now + leaseSeconds * 1000)
+        )
+      )
+    )
+
+    const claim = Effect.gen(function*() {
+      const due = (yield* Clock.currentTimeMillis) >= (yield* Ref.get(expiredLookDue))
+      const expired = due ? yield* takeOver : []
+      return expired.length > 0 ? expired : yield* claimNew
+    }).pipe(
       Effect.map(toClaim),
       Effect.mapError(postgresFailure("claim")),
       Effect.withSpan("OutboxRelay.claim")
@@ -189,14 +234,12 @@ export const make = (
     const deliver = (claim: OutboxClaim) =>
       Effect.tryPromise({
         try: async () => {
+          // The payload object with the relay's columns put in front ({"user_id":…, …, rest of the payload}).
           const body = claim.rows
             .map((row) =>
-              JSON.stringify({
-                ...row.payload,
-                user_id: userId(String(row.payload.user_id)),
-                outbox_id: row.id,
-                trace_id: traceIdOf(row.traceparent)
-              })
+              `{"user_id":${JSON.stringify(userId(row.user_id))},"outbox_id":${row.id},"trace_id":"${
+                traceIdOf(row.traceparent)
+              }",${row.payload.slice(1)}`
             )
             .join("\n")
           // The token goes into the statement, not into clickhouse_settings: through chdb/connection a
@@ -218,17 +261,23 @@ export const make = (
           })
       }).pipe(withClickHouseInsertSpan("alerts", claim.rows.length))
 
+    /** The claim's pending rows, through the primary key: they all lie between its first id and its last. */
+    const claimRows = (claim: OutboxClaim) =>
+      sql`id BETWEEN ${claim.rows[0]!.id}::bigint AND ${claim.rows[claim.rows.length - 1]!.id}::bigint
+          AND claim_id = ${claim.claimId} AND published_at IS NULL`
+
     const acknowledge = (claim: OutboxClaim) =>
-      sql`UPDATE outbox SET published_at = now() WHERE claim_id = ${claim.claimId} AND published_at IS NULL`.pipe(
+      sql`UPDATE outbox SET published_at = now() WHERE ${claimRows(claim)}`.pipe(
         Effect.asVoid,
         Effect.mapError(postgresFailure("acknowledge")),
         Effect.withSpan("OutboxRelay.acknowledge")
       )
 
-    // After a failed insert the claim is offered again at once (to this relay's next claim, or any
-    // other's) instead of waiting out its lease; it is re-sent whole with the same token either way.
+    // After a failed insert the claim is offered again at once (to this relay's next claim, or to any
+    // other's next look) instead of waiting out its lease; it is re-sent whole with the same token either way.
     const release = (claim: OutboxClaim) =>
-      sql`UPDATE outbox SET claim_expires_at = now() WHERE claim_id = ${claim.claimId} AND published_at IS NULL`.pipe(
+      sql`UPDATE outbox SET claim_expires_at = now() WHERE ${claimRows(claim)}`.pipe(
+        Effect.zipRight(Ref.set(expiredLookDue, 0)),
         Effect.ignore
       )
 
@@ -305,10 +354,10 @@ export const make = (
         Effect.repeat({ until: (stopped) => stopped })
       )
       const pruneLoop = retry(prune).pipe(Effect.zipRight(Effect.sleep(pruneInterval)), Effect.forever)
-      return Effect.all([relayLoop, Effect.raceFirst(pruneLoop, Deferred.await(stop))], {
-        concurrency: "unbounded",
-        discard: true
-      })
+      return Effect.all(
+        [...Array.from({ length: concurrency }, () => relayLoop), Effect.raceFirst(pruneLoop, Deferred.await(stop))],
+        { concurrency: "unbounded", discard: true }
+      )
     }
 
     return { claim, deliver, acknowledge, relayOnce, run, prune, backlog }

@@ -129,6 +129,61 @@ describe("OutboxRelay", () => {
         ).toEqual([{ claim_attempts: 1, n: 200 }, { claim_attempts: 2, n: 300 }])
       })))
 
+  it("takes an expired claim over within a lease even while new rows keep coming", () =>
+    withStores({ batchSize: 100, leaseDuration: "1 second" }, () =>
+      Effect.gen(function*() {
+        yield* writeAlerts(0, 1_000)
+        const relay = yield* OutboxRelay
+        // The relay that dies after its insert, and the one that goes on with new rows meanwhile.
+        const lost = Option.getOrThrow(yield* relay.claim)
+        yield* relay.deliver(lost)
+        const next = Option.getOrThrow(yield* relay.claim)
+        expect(next.rows[0]!.id).toBe("101")
+        yield* relay.deliver(next)
+        yield* relay.acknowledge(next)
+
+        // Once the lease has run out, the claim is taken over whole although 800 rows wait unclaimed.
+        yield* Effect.sleep("1200 millis")
+        const retaken = Option.getOrThrow(yield* relay.claim)
+        expect(retaken).toEqual(lost)
+        yield* relay.deliver(retaken)
+        yield* relay.acknowledge(retaken)
+
+        while ((yield* relay.relayOnce) > 0) continue
+        expect(yield* alertsInClickHouse).toEqual({ rows: 1_000, alerts: 1_000, ids: 1_000, lowest: 1, highest: 1_000 })
+      })))
+
+  it("offers a claim whose insert failed to its next claim, before any new row", () =>
+    withStores({ batchSize: 100 }, (owner) =>
+      Effect.gen(function*() {
+        yield* writeAlerts(0, 300)
+        // ClickHouse refuses the first insert as a dropped connection would.
+        let refused = false
+        const flaky = new Proxy(clickhouse, {
+          get: (target, key) => {
+            const value: unknown = Reflect.get(target, key)
+            if (key === "exec" && !refused) {
+              refused = true
+              return () => Promise.reject(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }))
+            }
+            return typeof value === "function" ? value.bind(target) : value
+          }
+        })
+        const relay = yield* makeRelay({ batchSize: 100 }).pipe(Effect.provideService(ClickHouse, flaky))
+        expect(yield* Effect.flip(relay.relayOnce)).toMatchObject({ step: "deliver", classification: "transient" })
+
+        // The same rows again, at once (the lease of 30 s has not run out): the claim was released.
+        const retried = Option.getOrThrow(yield* relay.claim)
+        expect(retried.rows.map((row) => row.id)).toEqual(Array.from({ length: 100 }, (_, i) => String(i + 1)))
+        yield* relay.deliver(retried)
+        yield* relay.acknowledge(retried)
+        while ((yield* relay.relayOnce) > 0) continue
+        expect(yield* alertsInClickHouse).toEqual({ rows: 300, alerts: 300, ids: 300, lowest: 1, highest: 300 })
+        expect(
+          yield* owner`SELECT claim_attempts, count(*)::int AS n FROM outbox GROUP BY claim_attempts ORDER BY claim_attempts`
+        ).toEqual([{ claim_attempts: 1, n: 200 }, { claim_attempts: 2, n: 100 }])
+      })))
+
   it("lets two relays work the same outbox at once without a duplicate or a gap", () =>
     withStores({ batchSize: 250 }, () =>
       Effect.gen(function*() {

@@ -6,7 +6,7 @@ import { migratePostgres } from "../../../src/sinks/postgres/Migrations.ts"
 import { connectAs } from "../../../src/sinks/postgres/WriterRole.ts"
 import { freshDatabase } from "../../support/services.ts"
 
-const allVersions = [1, 2, 3, 4, 5, 6]
+const allVersions = [1, 2, 3, 4, 5, 6, 7]
 
 /** Runs `test` against a database of its own, dropped afterwards whatever happens. */
 const withDatabase = async (test: (url: Redacted.Redacted) => Promise<void>): Promise<void> => {
