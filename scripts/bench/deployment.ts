@@ -5,14 +5,14 @@
  * again through the cleanup.
  */
 import { ConfigProvider, Effect } from "effect"
-import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import pg from "pg"
 import { describeConfigError, load, type SentinelSettings, type Topics } from "../../src/config/Config.ts"
 import { kafkaClient } from "../../src/source/KafkaSource.ts"
-import { dirs, projectRoot } from "../stack/layout.ts"
+import { stackCommand, stackUp } from "../stack/child.ts"
+import { dirs } from "../stack/layout.ts"
 import type { Cleanup } from "./cleanup.ts"
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
@@ -20,34 +20,12 @@ const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
 export const uniqueName = (prefix: string): string =>
   `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`
 
-const stackCommand = (...args: Array<string>): string =>
-  execFileSync(process.execPath, ["--import", "tsx", path.join(projectRoot, "scripts", "stack.ts"), ...args], {
-    cwd: projectRoot,
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 25 * 60_000
-  })
-
-const runningServices = (): Set<string> =>
-  new Set(
-    (JSON.parse(stackCommand("status", "--json")) as Array<{ service: string; pid?: number }>)
-      .filter((service) => service.pid !== undefined)
-      .map((service) => service.service)
-  )
-
 /**
  * `stack up` in a child process (this process never opens chDB), returning the stack's addresses;
  * the services it had to start are stopped by the cleanup.
  */
 export const bringStackUp = (cleanup: Cleanup): Record<string, string> => {
-  const before = runningServices()
-  const env = Object.fromEntries(
-    stackCommand("up")
-      .split("\n")
-      .filter((line) => line.includes("="))
-      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)])
-  )
-  const startedHere = [...runningServices()].filter((service) => !before.has(service))
+  const { env, started: startedHere } = stackUp()
   if (startedHere.length > 0) {
     log(`started ${startedHere.join(", ")} for this run`)
     cleanup.add(`stop ${startedHere.join(", ")}`, () => stackCommand("down", ...startedHere))

@@ -4,19 +4,12 @@
  * running stack is reused and left as it was. Addresses already in the environment
  * (KAFKA_BROKERS, DATABASE_URL, CLICKHOUSE_URL, OTEL_EXPORTER_OTLP_ENDPOINT) are used as given.
  */
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
+import { stackCommand, stackUp } from "../../scripts/stack/child.ts"
 
 const root = path.resolve(import.meta.dirname, "..", "..")
-const stack = (...args: Array<string>) =>
-  execFileSync(process.execPath, ["--import", "tsx", path.join(root, "scripts", "stack.ts"), ...args], {
-    cwd: root,
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-    timeout: 25 * 60_000
-  })
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -26,28 +19,14 @@ declare module "vitest" {
   }
 }
 
-const running = (): Set<string> =>
-  new Set(
-    (JSON.parse(stack("status", "--json")) as Array<{ service: string; running: boolean; pid?: number }>)
-      .filter((s) => s.pid !== undefined)
-      .map((s) => s.service)
-  )
-
 export default function setup(project: TestProject) {
-  const before = running()
-  const env = Object.fromEntries(
-    stack("up")
-      .split("\n")
-      .filter((line) => line.includes("="))
-      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)])
-  )
+  const { env, started: startedHere } = stackUp()
   project.provide("stackEnv", env)
   const clickhouseRoot = path.join(root, ".sentinel", "data", "test-clickhouse", `run-${process.pid}-${Date.now()}`)
   project.provide("clickhouseRoot", clickhouseRoot)
-  const startedHere = [...running()].filter((service) => !before.has(service))
   return () => {
     // This run's chDB folders are useless once it is over.
     fs.rmSync(clickhouseRoot, { recursive: true, force: true })
-    if (startedHere.length > 0) stack("down", ...startedHere)
+    if (startedHere.length > 0) stackCommand("down", ...startedHere)
   }
 }
