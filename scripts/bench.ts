@@ -48,7 +48,8 @@ const usage = `usage: npm run bench [-- options]
   --rate-seconds S   how long the fixed-rate run produces (default 30)
   --seed S           the generator's seed (default 1)
   --timeout S        longest wait for a run to make every record durable, in seconds (default 600)
-  --no-tracing       run the daemon without exporting traces to the stack's Jaeger`
+  --no-tracing       run the daemon without exporting traces to the stack's Jaeger
+  --profile          write each daemon's V8 CPU profiles beside its log (.sentinel/bench/logs/<time>/)`
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
 
@@ -71,6 +72,7 @@ const parseOptions = () => {
       seed: { type: "string" },
       timeout: { type: "string" },
       "no-tracing": { type: "boolean" },
+      profile: { type: "boolean" },
       help: { type: "boolean", short: "h" }
     }
   })
@@ -84,7 +86,8 @@ const parseOptions = () => {
     rateSeconds: positive(values, "rate-seconds", 30),
     seed: positive(values, "seed", 1),
     timeoutSeconds: positive(values, "timeout", 600),
-    tracing: values["no-tracing"] !== true
+    tracing: values["no-tracing"] !== true,
+    profile: values.profile === true
   }
 }
 
@@ -170,6 +173,7 @@ runWithCleanup(async (cleanup) => {
     stack,
     tuning,
     tracing: options.tracing,
+    profile: options.profile,
     logDir: path.join(benchDir, "logs", stamp),
     timeoutMs: options.timeoutSeconds * 1000
   }

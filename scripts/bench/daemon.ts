@@ -43,16 +43,22 @@ export interface Daemon {
   readonly logFile: string
 }
 
-/** Starts `sentinel run`; its output goes to `logFile`; the cleanup stops it if nothing else does. */
+/**
+ * Starts `sentinel run`; its output goes to `logFile`; the cleanup stops it if nothing else does.
+ * With `cpuProfileDir`, V8 writes the daemon's CPU profiles there when it exits, one per thread (the
+ * largest is the main thread's; open it in Chrome's DevTools or speedscope).
+ */
 export const startDaemon = (
   cleanup: Cleanup,
   env: Record<string, string>,
   logFile: string,
-  graceMs: number
+  graceMs: number,
+  cpuProfileDir?: string
 ): Daemon => {
   fs.mkdirSync(path.dirname(logFile), { recursive: true })
   const log = fs.createWriteStream(logFile)
-  const child: ChildProcess = spawn(process.execPath, [bin, "run"], {
+  const profiling = cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`]
+  const child: ChildProcess = spawn(process.execPath, [...profiling, bin, "run"], {
     env: childEnv(env),
     cwd: projectRoot,
     stdio: ["ignore", "pipe", "pipe"]

@@ -39,6 +39,8 @@ export interface RunContext {
   readonly tracing: boolean
   readonly logDir: string
   readonly timeoutMs: number
+  /** Whether each daemon writes CPU profiles beside its log (in `<run>-profile/`). */
+  readonly profile: boolean
 }
 
 export interface LatencyQuantiles {
@@ -145,7 +147,13 @@ const deploy = async (
 const launch = (context: RunContext, deployed: Deployed, name: string) => {
   // Past its own shutdown timeout the daemon abandons its work; give it a little longer than that.
   const graceMs = Duration.toMillis(deployed.settings.shutdownTimeout) + 15_000
-  const daemon = startDaemon(context.cleanup, deployed.env, path.join(context.logDir, `${name}.log`), graceMs)
+  const daemon = startDaemon(
+    context.cleanup,
+    deployed.env,
+    path.join(context.logDir, `${name}.log`),
+    graceMs,
+    context.profile ? path.join(context.logDir, `${name}-profile`) : undefined
+  )
   const sampler = new ProcessSampler(daemon.pid)
   const stopSampler = context.cleanup.add("stop sampling the daemon", () => sampler.stop())
   return { daemon, sampler, stopSampler, startedAt: performance.now() }

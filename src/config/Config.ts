@@ -90,6 +90,8 @@ export interface SentinelSettings {
   }
   readonly outbox: {
     readonly batchSize: number
+    /** Claims the relay keeps in flight at once. */
+    readonly concurrency: number
     readonly pollInterval: Duration.Duration
     readonly leaseDuration: Duration.Duration
     readonly retention: Duration.Duration
@@ -430,7 +432,7 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     sasl: kafkaSasl
   }).pipe(Config.zipWith(groupIds, (kafka, groups) => ({ ...kafka, ...groups }))),
   batch: Config.all({
-    maxRecords: positiveInt("SENTINEL_BATCH_MAX_RECORDS", 2_000),
+    maxRecords: positiveInt("SENTINEL_BATCH_MAX_RECORDS", 10_000),
     maxWait: millis("SENTINEL_BATCH_MAX_WAIT_MS", 200)
   }),
   postgres: Config.all({
@@ -447,6 +449,7 @@ export const config: Config.Config<SentinelSettings> = Config.all({
   }),
   outbox: Config.all({
     batchSize: positiveInt("SENTINEL_OUTBOX_BATCH_SIZE", 5_000),
+    concurrency: positiveInt("SENTINEL_OUTBOX_CONCURRENCY", 2),
     pollInterval: millis("SENTINEL_OUTBOX_POLL_MS", 250),
     leaseDuration: millis("SENTINEL_OUTBOX_LEASE_MS", 30_000),
     retention: positiveInt("SENTINEL_OUTBOX_RETENTION_HOURS", 24).pipe(Config.map(Duration.hours))

@@ -12,7 +12,7 @@
  * a partition we no longer own is skipped, so a revoked partition's in-flight records are either
  * written and committed, or written idempotently and left uncommitted for the new owner to redo.
  */
-import { Data, Effect, Queue, Redacted, Runtime, type Scope, Stream } from "effect"
+import { Data, Effect, Queue, Redacted, Runtime, Schedule, type Scope, Stream } from "effect"
 import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel, type SASLOptions } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import { tlsOptions } from "../config/Tls.ts"
@@ -42,7 +42,6 @@ export interface KafkaSource {
 
 export type SourceConfig = SentinelSettings["kafka"]
 
-/** The one way Sentinel reaches Kafka (consumers, admin, producer), with the configured TLS and SASL. */
 /**
  * A kafkajs client with Sentinel's brokers, TLS and SASL. `forProbes`: a client whose failures are
  * answers (readiness), so it neither logs them nor retries for long.
@@ -73,7 +72,16 @@ export const kafkaClient = (
 
 export const topicList = (config: Pick<SourceConfig, "topics">): ReadonlyArray<string> => Object.values(config.topics)
 
-/** Sentinel creates its topics (broker-side auto-creation is off); existing ones are left as they are. */
+/** kafkajs marks the errors a later attempt may not meet (a leader not elected yet, say) as retriable. */
+const isRetriable = (error: KafkaError) =>
+  typeof error.cause === "object" && error.cause !== null && "retriable" in error.cause &&
+  error.cause.retriable === true
+
+/**
+ * Sentinel creates its topics (broker-side auto-creation is off); existing ones are left as they are.
+ * A broker that has just started may not host a new topic's partitions yet: that is retried for a
+ * while, past kafkajs's own retries.
+ */
 export const ensureTopics = (kafka: Kafka, topics: ReadonlyArray<string>, partitions: number) =>
   Effect.tryPromise({
     try: async () => {
@@ -94,7 +102,12 @@ export const ensureTopics = (kafka: Kafka, topics: ReadonlyArray<string>, partit
       }
     },
     catch: (cause) => new KafkaError({ operation: "create topics", cause })
-  })
+  }).pipe(
+    Effect.retry({
+      while: isRetriable,
+      schedule: Schedule.exponential("500 millis").pipe(Schedule.upTo("30 seconds"))
+    })
+  )
 
 const headerValues = (headers: IHeaders | undefined): Record<string, string> => {
   const out: Record<string, string> = {}
