@@ -3,8 +3,8 @@
  * records with their Kafka coordinates, plus the offset commit the pipeline calls once a batch is
  * durable.
  *
- * Back-pressure: records wait in a bounded queue (`maxInFlight`). When the sinks stall, the queue
- * fills, the kafkajs batch handler waits (heart-beating so the group keeps us) and kafkajs stops
+ * Back-pressure: records wait in a bounded queue, in the slices the batch handler hands over, at most
+ * `maxInFlight` records in all. When the sinks stall, the queue fills, the kafkajs batch handler waits (heart-beating so the group keeps us) and kafkajs stops
  * fetching — memory stays bounded and Kafka keeps the backlog.
  *
  * Rebalances: kafkajs has no revoke callback; it waits for the running batch handler before it
@@ -36,7 +36,11 @@ export interface CommitPoint {
 }
 
 export interface KafkaSource {
-  readonly records: Stream.Stream<KafkaRecord>
+  /**
+   * The records, in the order Kafka delivered them, a slice of one partition at a time. Slices, not
+   * single records, so that the queue and the stream pay their cost per slice.
+   */
+  readonly slices: Stream.Stream<ReadonlyArray<KafkaRecord>>
   readonly commit: (points: ReadonlyArray<CommitPoint>) => Effect.Effect<void, KafkaError>
 }
 
@@ -130,7 +134,7 @@ const toRecord = (topic: string, partition: number, message: KafkaMessage): Kafk
 
 /** How long a batch handler waits for queue space before it heart-beats again. */
 const heartbeatEveryMs = 2_000
-/** Records handed to the queue at a time, so a stale batch stops early. */
+/** Records handed to the queue at a time (at most), so a stale batch stops early. */
 const handOverSlice = 500
 
 export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaError, Scope.Scope> =>
@@ -139,9 +143,14 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
     const topics = topicList(config)
     yield* ensureTopics(kafka, topics, config.partitions)
 
-    const queue = yield* Effect.acquireRelease(Queue.bounded<KafkaRecord>(config.maxInFlight), Queue.shutdown)
+    // Slices no larger than the bound, and no more of them than fit in it.
+    const sliceSize = Math.min(handOverSlice, config.maxInFlight)
+    const queue = yield* Effect.acquireRelease(
+      Queue.bounded<ReadonlyArray<KafkaRecord>>(Math.floor(config.maxInFlight / sliceSize)),
+      Queue.shutdown
+    )
     const runtime = yield* Effect.runtime<never>()
-    const offer = (records: ReadonlyArray<KafkaRecord>) => Runtime.runPromise(runtime)(Queue.offerAll(queue, records))
+    const offer = (records: ReadonlyArray<KafkaRecord>) => Runtime.runPromise(runtime)(Queue.offer(queue, records))
     let assignment: ReadonlyArray<{ topic: string; partitions: ReadonlyArray<number> }> = []
 
     const consumer: Consumer = kafka.consumer({
@@ -165,9 +174,9 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
             eachBatchAutoResolve: false,
             partitionsConsumedConcurrently: 2,
             eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-              for (let i = 0; i < batch.messages.length; i += handOverSlice) {
+              for (let i = 0; i < batch.messages.length; i += sliceSize) {
                 if (!isRunning() || isStale()) return
-                const slice = batch.messages.slice(i, i + handOverSlice)
+                const slice = batch.messages.slice(i, i + sliceSize)
                 const handedOver = offer(slice.map((message) => toRecord(batch.topic, batch.partition, message)))
                 let done = false
                 void handedOver.then(() => (done = true), () => (done = true))
@@ -190,7 +199,7 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
       assignment.some((a) => a.topic === point.topic && a.partitions.includes(point.partition))
 
     return {
-      records: Stream.fromQueue(queue, { maxChunkSize: 4096 }),
+      slices: Stream.fromQueue(queue),
       commit: (points) => {
         const mine = points.filter(owned)
         return mine.length === 0 ? Effect.void : Effect.tryPromise({

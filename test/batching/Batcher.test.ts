@@ -35,15 +35,25 @@ describe("Batcher", () => {
     ])
   })
 
-  it("closes a batch at its size limit, and flushes the remainder when the stream ends", async () => {
-    const records = Array.from({ length: 25 }, (_, i) => record("a", 0, String(i)))
-    const sizes = await Effect.runPromise(
-      batches(Stream.fromIterable(records), { maxRecords: 10, maxWait: Duration.seconds(1) }).pipe(
-        Stream.map((batch) => batch.length),
+  const batchesOf = (slices: ReadonlyArray<ReadonlyArray<KafkaRecord>>, maxRecords: number) =>
+    Effect.runPromise(
+      batches(Stream.fromIterable(slices), { maxRecords, maxWait: Duration.seconds(1) }).pipe(
         Stream.runCollect,
         Effect.map(Chunk.toReadonlyArray)
       )
     )
-    expect(sizes).toEqual([10, 10, 5])
+
+  const records = (count: number, from = 0) => Array.from({ length: count }, (_, i) => record("a", 0, String(from + i)))
+
+  it("closes a batch at its size limit, and flushes the remainder when the stream ends", async () => {
+    const single = await batchesOf(records(25).map((one) => [one]), 10)
+    expect(single.map((batch) => batch.length)).toEqual([10, 10, 5])
+  })
+
+  it("splits slices to fill batches exactly, keeping the records in order", async () => {
+    const slices = [records(7), records(500, 7), records(3, 507), records(90, 510)]
+    const gathered = await batchesOf(slices, 100)
+    expect(gathered.map((batch) => batch.length)).toEqual([100, 100, 100, 100, 100, 100])
+    expect(gathered.flat().map((r) => r.offset)).toEqual(records(600).map((r) => r.offset))
   })
 })
