@@ -432,7 +432,7 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     sasl: kafkaSasl
   }).pipe(Config.zipWith(groupIds, (kafka, groups) => ({ ...kafka, ...groups }))),
   batch: Config.all({
-    maxRecords: positiveInt("SENTINEL_BATCH_MAX_RECORDS", 10_000),
+    maxRecords: positiveInt("SENTINEL_BATCH_MAX_RECORDS", 5_000),
     maxWait: millis("SENTINEL_BATCH_MAX_WAIT_MS", 200)
   }),
   postgres: Config.all({

@@ -137,7 +137,7 @@ describe("the effective configuration", () => {
     expect(shown.settings.CLICKHOUSE_PASSWORD).toEqual({ value: "****", source: "file" })
     expect(shown.settings.KAFKA_SASL_USERNAME).toEqual({ value: "sentinel", source: "file" })
     expect(shown.settings.KAFKA_BROKERS).toEqual({ value: "127.0.0.1:9092", source: "default" })
-    expect(shown.settings.SENTINEL_BATCH_MAX_RECORDS).toEqual({ value: "10000", source: "default" })
+    expect(shown.settings.SENTINEL_BATCH_MAX_RECORDS).toEqual({ value: "5000", source: "default" })
     expect(shown.settings.KAFKA_SSL_CA_FILE).toEqual({ value: null, source: "default" })
     expect(shown.configFile).toBe("sentinel.env")
     expect(shown.ignored).toEqual({ JAEGER_QUERY_URL: 6 })
