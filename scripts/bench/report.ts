@@ -212,7 +212,9 @@ const rowsOf = (m: Measurements, targets: ReadonlyArray<Target>): ReadonlyArray<
     { measurement: "  analytics path", figure: "", latency: pathLatency(fixedRate.latency, "analytics") },
     {
       measurement: "memory: peak − idle",
-      figure: mb(memoryTarget!.measured ?? NaN),
+      figure: `${mb(memoryTarget!.measured ?? NaN)} (V8 heap ≤ ${
+        mb(Math.max(fullSpeed.peakHeapMb, fixedRate.peakHeapMb))
+      })`,
       target: memoryTarget!.short,
       status: status(memoryTarget!.met)
     }
@@ -248,7 +250,8 @@ export const notes = (m: Measurements): ReadonlyArray<string> => [
     ]
     : []),
   "Ceilings time only their writes (records are regenerated from the same seed and decoded between timed stretches); " +
-  "CPU is of one core (100% = one core busy); idle RSS is the fixed-rate daemon's, joined and before any record."
+  "CPU is of one core (100% = one core busy); idle RSS is the fixed-rate daemon's, joined and before any record; " +
+  "V8 heap is the JavaScript share of the daemon's memory (from /metrics), the rest of its RSS is native (chDB, buffers)."
 ]
 
 export const writeResults = (directory: string, stamp: string, results: unknown): string => {

@@ -84,6 +84,13 @@ const recordsConsumed = (scrape: Scrape): number | undefined =>
       .reduce((sum, sample) => sum + sample.value, 0)
     : undefined
 
+/** The daemon's V8 heap in use, MB: what of its resident memory is JavaScript's (the rest is native: chDB, buffers). */
+const heapUsedMb = (scrape: Scrape): number | undefined => {
+  if (!("text" in scrape)) return undefined
+  const sample = parseExposition(scrape.text).find((sample) => sample.name === "nodejs_heap_used_bytes")
+  return sample === undefined ? undefined : sample.value / 1024 / 1024
+}
+
 interface Deployed {
   readonly env: Record<string, string>
   readonly settings: SentinelSettings
@@ -192,11 +199,12 @@ const watchUntilDrained = async (
   alerts: number,
   timeoutMs: number,
   timeline: Timeline
-): Promise<{ readonly timeline: Timeline; readonly drained: number }> => {
+): Promise<{ readonly timeline: Timeline; readonly drained: number; readonly peakHeapMb: number }> => {
   const since = () => (performance.now() - startedAt) / 1000
   const deadline = performance.now() + timeoutMs
   // The first record is only trusted from /metrics if a scrape showed none consumed before it.
   let sawNoneConsumed = false
+  let peakHeapMb = NaN
   for (;;) {
     failIfExited(daemon)
     if (performance.now() > deadline) {
@@ -206,8 +214,11 @@ const watchUntilDrained = async (
       )
     }
     const polled = performance.now()
+    const scrape = await progress.scrape()
+    const heap = heapUsedMb(scrape)
+    if (heap !== undefined && !(heap <= peakHeapMb)) peakHeapMb = heap
     if (timeline.firstRecord === undefined) {
-      const consumed = recordsConsumed(await progress.scrape())
+      const consumed = recordsConsumed(scrape)
       if (consumed === 0) sawNoneConsumed = true
       else if (consumed !== undefined && sawNoneConsumed) timeline.firstRecord = since()
     }
@@ -227,7 +238,8 @@ const watchUntilDrained = async (
     ) {
       return {
         timeline,
-        drained: Math.max(timeline.alertsDurable, timeline.analyticsDurable, timeline.outboxPublished)
+        drained: Math.max(timeline.alertsDurable, timeline.analyticsDurable, timeline.outboxPublished),
+        peakHeapMb
       }
     }
     await sleep(Math.max(0, 250 - (performance.now() - polled)))
@@ -279,6 +291,8 @@ export interface FullSpeedRun {
   /** Bounded by how fast the alert path made alerts. */
   readonly relay: Relay
   readonly peakRssMb: number
+  /** The V8 heap's peak, from /metrics every 250 ms: the JavaScript share of the peak RSS. */
+  readonly peakHeapMb: number
   /** Over the measured span. */
   readonly cpuPercent: number
   readonly latency: Latency
@@ -314,6 +328,7 @@ export const fullSpeedRun = async (context: RunContext, data: Dataset, tally: Pl
     analyticsPathRecordsPerSecond: tally.records / span(timeline.analyticsDurable!),
     relay,
     peakRssMb: sampler.peakRssMb(-Infinity, drainedAt),
+    peakHeapMb: watched.peakHeapMb,
     cpuPercent: sampler.cpuPercent(startedAt + from * 1000, drainedAt),
     latency
   }
@@ -331,6 +346,7 @@ export interface FixedRateRun {
   /** Resident memory once started and joined, before any record: the median over 3 s. */
   readonly idleRssMb: number
   readonly peakRssMb: number
+  readonly peakHeapMb: number
   /** While producing and draining. */
   readonly cpuPercent: number
   readonly latency: Latency
@@ -391,6 +407,7 @@ export const fixedRateRun = async (
     drainSeconds: Math.max(0, (drainedAt - produced) / 1000),
     idleRssMb,
     peakRssMb: sampler.peakRssMb(-Infinity, drainedAt),
+    peakHeapMb: watched.peakHeapMb,
     cpuPercent: sampler.cpuPercent(producing, drainedAt),
     latency
   }
