@@ -1,46 +1,40 @@
 /**
- * The batcher stage: groups the source's slices of records into batches of at most `maxRecords`,
- * closed early after `maxWait` so a quiet topic is still written promptly. A batch is the unit of a
- * Postgres transaction, a ClickHouse insert, an offset commit and a trace.
+ * The batcher stage: batches of at most `maxRecords` taken from the source, closed early once the
+ * oldest record has waited `maxWait`, so a quiet topic is still written promptly. A batch is the unit
+ * of a Postgres transaction, a ClickHouse insert, an offset commit and a trace.
  *
- * It works on slices, not records: Effect streams cost a few microseconds per element, which per
- * record was a measurable share of the daemon's CPU (scripts/bench.ts `--profile`). A slice that does
- * not fit is halved until its head fills the batch; the rest starts the next one.
+ * The source gathers the records (src/source/Handover.ts); a batch costs one Effect, whatever its size.
  */
-import { Chunk, type Duration, Schedule, Sink, Stream } from "effect"
+import { Duration, Effect, Option, Stream } from "effect"
 import type { KafkaRecord } from "../source/KafkaRecord.ts"
+import type { KafkaSource } from "../source/KafkaSource.ts"
 
 export interface BatchConfig {
   readonly maxRecords: number
   readonly maxWait: Duration.Duration
 }
 
-type Slice = ReadonlyArray<KafkaRecord>
-
-const halves = (slice: Slice): Chunk.Chunk<Slice> => {
-  if (slice.length <= 1) return Chunk.of(slice)
-  const middle = Math.ceil(slice.length / 2)
-  return Chunk.make(slice.slice(0, middle), slice.slice(middle))
+/**
+ * The source's records as batches until `stop` completes; then what is already waiting goes out as a
+ * last batch (at most `maxRecords`), and the stream ends.
+ */
+export const batches = (
+  source: Pick<KafkaSource, "take" | "takeNow">,
+  config: BatchConfig,
+  stop: Effect.Effect<void>
+): Stream.Stream<ReadonlyArray<KafkaRecord>> => {
+  const linger = Duration.toMillis(config.maxWait)
+  const next: Effect.Effect<ReadonlyArray<KafkaRecord>, Option.Option<never>> = Effect.raceFirst(
+    Effect.map(source.take(config.maxRecords, linger), Option.some),
+    Effect.as(stop, Option.none<ReadonlyArray<KafkaRecord>>())
+  ).pipe(Effect.flatMap((batch) => Option.isSome(batch) ? Effect.succeed(batch.value) : Effect.fail(Option.none())))
+  const untilStopped = Stream.repeatEffectOption(next)
+  const rest = Stream.suspend(() => {
+    const last = source.takeNow(config.maxRecords)
+    return last.length > 0 ? Stream.make(last) : Stream.empty
+  })
+  return Stream.concat(untilStopped, rest)
 }
-
-export const batches = <E, R>(
-  slices: Stream.Stream<Slice, E, R>,
-  config: BatchConfig
-): Stream.Stream<Slice, E, R> =>
-  slices.pipe(
-    Stream.aggregateWithin(
-      Sink.foldWeightedDecompose({
-        initial: [] as ReadonlyArray<Slice>,
-        maxCost: config.maxRecords,
-        cost: (_, slice: Slice) => slice.length,
-        decompose: halves,
-        body: (gathered, slice) => [...gathered, slice]
-      }),
-      Schedule.spaced(config.maxWait)
-    ),
-    Stream.map((gathered) => gathered.flat()),
-    Stream.filter((batch) => batch.length > 0)
-  )
 
 /**
  * Where the committed offset of each partition may move once a batch is durable: one past its

@@ -377,7 +377,7 @@ export const run = <R, D>(
   deadLetters: Path<D>,
   stop: Deferred.Deferred<void>
 ) =>
-  batches(source.slices.pipe(Stream.interruptWhen(Deferred.await(stop))), settings.batch).pipe(
+  batches(source, settings.batch, Deferred.await(stop)).pipe(
     Stream.mapEffect((batch) => persistBatch(settings, source, path, deadLetters, batch)),
     Stream.runDrain,
     Effect.annotateLogs({ path: path.name })

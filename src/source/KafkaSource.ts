@@ -3,8 +3,8 @@
  * records with their Kafka coordinates, plus the offset commit the pipeline calls once a batch is
  * durable.
  *
- * Back-pressure: records wait in a bounded queue, in the slices the batch handler hands over, at most
- * `maxInFlight` records in all. When the sinks stall, the queue fills, the kafkajs batch handler waits (heart-beating so the group keeps us) and kafkajs stops
+ * Back-pressure: records wait in a bounded buffer (Handover.ts), at most `maxInFlight` of them. When
+ * the sinks stall, the buffer fills, the kafkajs batch handler waits (heart-beating so the group keeps us) and kafkajs stops
  * fetching — memory stays bounded and Kafka keeps the backlog.
  *
  * Rebalances: kafkajs has no revoke callback; it waits for the running batch handler before it
@@ -12,11 +12,12 @@
  * a partition we no longer own is skipped, so a revoked partition's in-flight records are either
  * written and committed, or written idempotently and left uncommitted for the new owner to redo.
  */
-import { Data, Effect, Queue, Redacted, Runtime, Schedule, type Scope, Stream } from "effect"
+import { Data, Effect, Redacted, Schedule, type Scope } from "effect"
 import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel, type SASLOptions } from "kafkajs"
 import type { SentinelSettings } from "../config/Config.ts"
 import { tlsOptions } from "../config/Tls.ts"
 import { kafkaLogCreator } from "../telemetry/Logging.ts"
+import * as Handover from "./Handover.ts"
 import type { KafkaRecord } from "./KafkaRecord.ts"
 
 export class KafkaError extends Data.TaggedError("KafkaError")<{
@@ -37,10 +38,12 @@ export interface CommitPoint {
 
 export interface KafkaSource {
   /**
-   * The records, in the order Kafka delivered them, a slice of one partition at a time. Slices, not
-   * single records, so that the queue and the stream pay their cost per slice.
+   * Up to `max` records, in the order Kafka delivered them, once `max` are waiting or the oldest has
+   * waited `linger` ms; waits for a first record.
    */
-  readonly slices: Stream.Stream<ReadonlyArray<KafkaRecord>>
+  readonly take: (max: number, linger: number) => Effect.Effect<ReadonlyArray<KafkaRecord>>
+  /** Up to `max` of the records waiting now. */
+  readonly takeNow: (max: number) => ReadonlyArray<KafkaRecord>
   readonly commit: (points: ReadonlyArray<CommitPoint>) => Effect.Effect<void, KafkaError>
 }
 
@@ -134,7 +137,7 @@ const toRecord = (topic: string, partition: number, message: KafkaMessage): Kafk
 
 /** How long a batch handler waits for queue space before it heart-beats again. */
 const heartbeatEveryMs = 2_000
-/** Records handed to the queue at a time (at most), so a stale batch stops early. */
+/** Records handed over at a time (at most), so a stale batch stops early. */
 const handOverSlice = 500
 
 export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaError, Scope.Scope> =>
@@ -143,14 +146,11 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
     const topics = topicList(config)
     yield* ensureTopics(kafka, topics, config.partitions)
 
-    // Slices no larger than the bound, and no more of them than fit in it.
     const sliceSize = Math.min(handOverSlice, config.maxInFlight)
-    const queue = yield* Effect.acquireRelease(
-      Queue.bounded<ReadonlyArray<KafkaRecord>>(Math.floor(config.maxInFlight / sliceSize)),
-      Queue.shutdown
+    const handover = yield* Effect.acquireRelease(
+      Effect.sync(() => Handover.make<KafkaRecord>(config.maxInFlight)),
+      (handover) => Effect.sync(handover.close)
     )
-    const runtime = yield* Effect.runtime<never>()
-    const offer = (records: ReadonlyArray<KafkaRecord>) => Runtime.runPromise(runtime)(Queue.offer(queue, records))
     let assignment: ReadonlyArray<{ topic: string; partitions: ReadonlyArray<number> }> = []
 
     const consumer: Consumer = kafka.consumer({
@@ -177,14 +177,19 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
               for (let i = 0; i < batch.messages.length; i += sliceSize) {
                 if (!isRunning() || isStale()) return
                 const slice = batch.messages.slice(i, i + sliceSize)
-                const handedOver = offer(slice.map((message) => toRecord(batch.topic, batch.partition, message)))
-                let done = false
-                void handedOver.then(() => (done = true), () => (done = true))
-                while (!done) {
-                  await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, heartbeatEveryMs))])
-                  if (!done) await heartbeat()
+                const handedOver = handover.offer(
+                  slice.map((message) => toRecord(batch.topic, batch.partition, message))
+                )
+                if (handedOver !== undefined) {
+                  // The buffer is full: heart-beat while waiting, so the group keeps us.
+                  let done = false
+                  void handedOver.then(() => (done = true), () => (done = true))
+                  while (!done) {
+                    await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, heartbeatEveryMs))])
+                    if (!done) await heartbeat()
+                  }
+                  await handedOver
                 }
-                await handedOver
                 resolveOffset(slice[slice.length - 1]!.offset)
               }
             }
@@ -199,7 +204,8 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
       assignment.some((a) => a.topic === point.topic && a.partitions.includes(point.partition))
 
     return {
-      slices: Stream.fromQueue(queue),
+      take: handover.take,
+      takeNow: handover.takeNow,
       commit: (points) => {
         const mine = points.filter(owned)
         return mine.length === 0 ? Effect.void : Effect.tryPromise({
