@@ -67,9 +67,9 @@ export const make = <A>(capacity: number): Handover<A> => {
       taken = items
       items = []
     } else {
+      // What stays has waited since at least `oldestAt`, near enough: it goes out at the next take.
       taken = items.slice(0, max)
       items = items.slice(max)
-      oldestAt = Date.now()
     }
     admit()
     return taken
