@@ -8,7 +8,7 @@
  * - the **analytics path** writes transactions, detection results and metrics to ClickHouse.
  * When ClickHouse is down, the analytics path waits and Kafka keeps its backlog (its offsets do not
  * move) while alerts keep landing in PostgreSQL; when PostgreSQL is down, the alert path waits
- * the same way. Nothing is held in memory beyond each source's bounded queue.
+ * the same way. Nothing is held in memory beyond each source's bounded buffer.
  *
  * A batch's offsets are committed only after its write is durable, and every write is idempotent,
  * so a crash anywhere replays work without doubling it.
@@ -70,7 +70,7 @@ export interface SinkGuard {
 /**
  * Each attempt is timed out and passes through the breaker; transient failures (the store
  * restarting, a dropped connection, an open breaker) are retried with jittered, capped backoff.
- * While a write waits, the source's bounded queue fills and consumption pauses, and nothing is
+ * While a write waits, the source's bounded buffer fills and consumption pauses, and nothing is
  * committed past it. Past the policy's bound the failure is returned and the path restarts
  * (src/resilience/Supervisor.ts) from its committed offsets.
  */
@@ -367,8 +367,8 @@ const persistBatch = <R, D>(
   )
 
 /**
- * Runs one path until `stop` completes: then no new record is taken, the batch in flight is
- * finished and committed, and the effect returns.
+ * Runs one path until `stop` completes: then the batch in flight is finished and committed, the
+ * records already taken from Kafka go out as one last batch, and the effect returns.
  */
 export const run = <R, D>(
   settings: SentinelSettings,

@@ -135,7 +135,7 @@ const toRecord = (topic: string, partition: number, message: KafkaMessage): Kafk
   value: message.value
 })
 
-/** How long a batch handler waits for queue space before it heart-beats again. */
+/** How long a batch handler waits for room in the buffer before it heart-beats again. */
 const heartbeatEveryMs = 2_000
 /** Records handed over at a time (at most), so a stale batch stops early. */
 const handOverSlice = 500
