@@ -7,7 +7,8 @@
  * daemon's main thread at 1,000 records/s (scripts/bench.ts `--profile`). Here a hand-over is an
  * array push, and the Effect side pays once per batch.
  *
- * At most `capacity` records wait; a hand-over that does not fit waits for a take to make room.
+ * At most `capacity` records wait; a hand-over that does not fit waits for a take to make room (one
+ * larger than `capacity` waits for the buffer to be empty).
  */
 import { Effect } from "effect"
 
@@ -51,9 +52,11 @@ export const make = <A>(capacity: number): Handover<A> => {
     for (const item of more) items.push(item)
   }
 
+  const fits = (more: ReadonlyArray<A>) => items.length === 0 || items.length + more.length <= capacity
+
   /** Lets waiting hand-overs in, oldest first, while they fit. */
   const admit = () => {
-    while (offers.length > 0 && items.length + offers[0]!.items.length <= capacity) {
+    while (offers.length > 0 && fits(offers[0]!.items)) {
       const offer = offers.shift()!
       append(offer.items)
       offer.resolve()
@@ -67,7 +70,7 @@ export const make = <A>(capacity: number): Handover<A> => {
       taken = items
       items = []
     } else {
-      // What stays has waited since at least `oldestAt`, near enough: it goes out at the next take.
+      // What stays keeps the age of the oldest: it goes out at the next take instead of lingering again.
       taken = items.slice(0, max)
       items = items.slice(max)
     }
@@ -77,7 +80,7 @@ export const make = <A>(capacity: number): Handover<A> => {
 
   const offer = (more: ReadonlyArray<A>): Promise<void> | undefined => {
     if (closed) return Promise.reject(new HandoverClosed())
-    if (offers.length === 0 && items.length + more.length <= capacity) {
+    if (offers.length === 0 && fits(more)) {
       append(more)
       taker?.()
       return undefined

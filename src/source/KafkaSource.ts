@@ -1,11 +1,11 @@
 /**
- * The source stage: a kafkajs consumer group over Sentinel's topics, exposed as an Effect stream of
- * records with their Kafka coordinates, plus the offset commit the pipeline calls once a batch is
- * durable.
+ * The source stage: a kafkajs consumer group over Sentinel's topics, whose records (with their Kafka
+ * coordinates) the batcher takes a batch at a time, plus the offset commit the pipeline calls once a
+ * batch is durable.
  *
  * Back-pressure: records wait in a bounded buffer (Handover.ts), at most `maxInFlight` of them. When
- * the sinks stall, the buffer fills, the kafkajs batch handler waits (heart-beating so the group keeps us) and kafkajs stops
- * fetching — memory stays bounded and Kafka keeps the backlog.
+ * the sinks stall, the buffer fills, the kafkajs batch handler waits (heart-beating so the group
+ * keeps us) and kafkajs stops fetching — memory stays bounded and Kafka keeps the backlog.
  *
  * Rebalances: kafkajs has no revoke callback; it waits for the running batch handler before it
  * rejoins. The handler stops handing over records as soon as its batch is stale, and a commit for

@@ -35,6 +35,15 @@ describe("Handover", () => {
     expect(await Effect.runPromise(handover.take(5, 60_000))).toEqual(items(5))
   })
 
+  it("lets a hand-over larger than the capacity in once the buffer is empty", async () => {
+    const handover = Handover.make<number>(2)
+    handover.offer(items(1))
+    const waiting = handover.offer(items(3))!
+    expect(handover.takeNow(1)).toEqual([0])
+    await waiting
+    expect(handover.takeNow(10)).toEqual([0, 1, 2])
+  })
+
   it("refuses waiting and later hand-overs once closed", async () => {
     const handover = Handover.make<number>(1)
     handover.offer(items(1))
