@@ -204,6 +204,7 @@ const watchUntilDrained = async (
   const deadline = performance.now() + timeoutMs
   // The first record is only trusted from /metrics if a scrape showed none consumed before it.
   let sawNoneConsumed = false
+  // NaN until /metrics has answered once: the report then says so rather than show a zero.
   let peakHeapMb = NaN
   for (;;) {
     failIfExited(daemon)
@@ -216,7 +217,7 @@ const watchUntilDrained = async (
     const polled = performance.now()
     const scrape = await progress.scrape()
     const heap = heapUsedMb(scrape)
-    if (heap !== undefined && !(heap <= peakHeapMb)) peakHeapMb = heap
+    if (heap !== undefined) peakHeapMb = Number.isNaN(peakHeapMb) ? heap : Math.max(peakHeapMb, heap)
     if (timeline.firstRecord === undefined) {
       const consumed = recordsConsumed(scrape)
       if (consumed === 0) sawNoneConsumed = true
