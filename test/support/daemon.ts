@@ -197,7 +197,18 @@ export const drained = async (deployment: Deployment, alerts: number): Promise<t
 }
 
 /** Stops the daemon as an orchestrator would and returns its exit status. */
+/**
+ * Sends `signal`. A SIGTERM waits until the daemon says it runs (or has exited): before that its
+ * handler is not installed yet and Node's default action kills it, while a test stopping it means to
+ * see a clean stop. A daemon can come up with nothing left to do when an earlier one finished it all.
+ */
 export const stopDaemon = async (daemon: Daemon, signal: NodeJS.Signals = "SIGTERM") => {
+  if (signal === "SIGTERM") {
+    await Promise.race([
+      daemon.exited,
+      waitFor("the daemon running", async () => (daemon.output().includes("sentinel running") ? true : undefined))
+    ])
+  }
   daemon.child.kill(signal)
   return daemon.exited
 }
