@@ -30,7 +30,7 @@ const { values } = parseArgs({
   }
 })
 const records = Number(values.records ?? 40_000)
-const batchSize = Number(values.batch ?? 2_000)
+const batchSize = Number(values.batch ?? 5_000)
 // 1 makes the per-call times add up to the whole; the writer's default overlaps the three tables.
 const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency)
 
