@@ -60,7 +60,10 @@ const ensureJars = async (log: (line: string) => void): Promise<void> => {
   fs.writeFileSync(stamp, kafkaVersion)
 }
 
-/** Kafka cluster ids are 16 random bytes in URL-safe base64 without padding. */
+/**
+ * Kafka cluster ids are 16 random bytes in URL-safe base64 without padding. Passed as `--cluster-id=…`:
+ * such an id may begin with "-", which would read as an option.
+ */
 const clusterId = () => randomBytes(16).toString("base64url")
 
 const java = (args: ReadonlyArray<string>) => [
@@ -204,7 +207,15 @@ export const startKafka = async (
     )
     await run(
       "java",
-      java(["kafka.tools.StorageTool", "format", "-t", clusterId(), "-c", config, "--ignore-formatted", ...scramUsers])
+      java([
+        "kafka.tools.StorageTool",
+        "format",
+        `--cluster-id=${clusterId()}`,
+        "-c",
+        config,
+        "--ignore-formatted",
+        ...scramUsers
+      ])
     )
   }
   const pid = spawnDetached("java", java([marker, config]), name)
