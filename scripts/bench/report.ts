@@ -116,6 +116,12 @@ const mb = (value: number) => `${n(value)} MB`
 const ms = (q: LatencyQuantiles) => `${n(q.p50 * 1000)}/${n(q.p95 * 1000)}/${n(q.p99 * 1000)} ms`
 const pathLatency = (latency: Latency, path: string) =>
   "byPath" in latency ? (latency.byPath[path] === undefined ? "n/a" : ms(latency.byPath[path])) : "n/a"
+
+/** ", mean batch N" when the daemon's /metrics said. */
+const meanBatch = (latency: Latency, path: string) => {
+  const mean = "byPath" in latency ? latency.byPath[path]?.meanBatch : undefined
+  return mean === undefined || Number.isNaN(mean) ? "" : `, mean batch ${n(mean)}`
+}
 const status = (met: boolean | null) => (met === null ? "n/a" : met ? "met" : "NOT MET")
 
 interface Row {
@@ -176,13 +182,13 @@ const rowsOf = (m: Measurements, targets: ReadonlyArray<Target>): ReadonlyArray<
     },
     {
       measurement: "  alert path (PostgreSQL), full speed",
-      figure: `${n(fullSpeed.alertPathRecordsPerSecond)} records/s`,
+      figure: `${n(fullSpeed.alertPathRecordsPerSecond)} records/s${meanBatch(fullSpeed.latency, "alerts")}`,
       latency: pathLatency(fullSpeed.latency, "alerts"),
       ratio: `${n(ratios.alertPathPerPostgresDirect, 2)} × PG direct`
     },
     {
       measurement: "  analytics path (ClickHouse), full speed",
-      figure: `${n(fullSpeed.analyticsPathRecordsPerSecond)} records/s`,
+      figure: `${n(fullSpeed.analyticsPathRecordsPerSecond)} records/s${meanBatch(fullSpeed.latency, "analytics")}`,
       latency: pathLatency(fullSpeed.latency, "analytics"),
       ratio: `${n(ratios.analyticsPathPerClickHouseWriter, 2)} × writer, ${
         n(ratios.analyticsPathPerClickHouseRaw, 2)
@@ -208,8 +214,16 @@ const rowsOf = (m: Measurements, targets: ReadonlyArray<Target>): ReadonlyArray<
       target: p99Target!.short,
       status: status(p99Target!.met)
     },
-    { measurement: "  alert path", figure: "", latency: pathLatency(fixedRate.latency, "alerts") },
-    { measurement: "  analytics path", figure: "", latency: pathLatency(fixedRate.latency, "analytics") },
+    {
+      measurement: "  alert path",
+      figure: meanBatch(fixedRate.latency, "alerts").slice(2),
+      latency: pathLatency(fixedRate.latency, "alerts")
+    },
+    {
+      measurement: "  analytics path",
+      figure: meanBatch(fixedRate.latency, "analytics").slice(2),
+      latency: pathLatency(fixedRate.latency, "analytics")
+    },
     {
       measurement: "memory: peak − idle",
       figure: `${mb(memoryTarget!.measured ?? NaN)} (V8 heap ≤ ${

@@ -50,6 +50,8 @@ export interface LatencyQuantiles {
   readonly p50: number
   readonly p95: number
   readonly p99: number
+  /** Records per batch on that path, on average: how full the batcher's batches were. */
+  readonly meanBatch: number
 }
 
 /** Kafka timestamp → durable, per path, from the daemon's histogram; or why it could not be read. */
@@ -63,15 +65,20 @@ export const latencyFrom = (scrape: Scrape): Latency => {
   if ("unavailable" in scrape) {
     return { unavailable: `latency n/a: the daemon's /metrics could not be read: ${scrape.unavailable}` }
   }
-  const series = histograms(parseExposition(scrape.text), latencyMetric)
+  const samples = parseExposition(scrape.text)
+  const series = histograms(samples, latencyMetric)
   if (series.length === 0) return { unavailable: `latency n/a: /metrics has no ${latencyMetric} histogram` }
+  const batchSizes = new Map(
+    histograms(samples, "sentinel_batch_size_records").map(({ count, labels, sum }) => [labels.path, sum / count])
+  )
   const byPath: Record<string, LatencyQuantiles> = {}
   for (const { buckets, count, labels } of series) {
     byPath[labels.path ?? "all"] = {
       count,
       p50: histogramQuantile(0.5, buckets),
       p95: histogramQuantile(0.95, buckets),
-      p99: histogramQuantile(0.99, buckets)
+      p99: histogramQuantile(0.99, buckets),
+      meanBatch: batchSizes.get(labels.path) ?? NaN
     }
   }
   return { byPath }

@@ -1,5 +1,5 @@
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Fiber, Layer, Runtime } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Option, Runtime } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
 import { printConfig } from "../config/PrintConfig.ts"
 import * as OutboxRelay from "../outbox/OutboxRelay.ts"
@@ -125,7 +125,11 @@ export const daemon = (
     return 0
   }).pipe(Effect.scoped)
 
-/** `sentinel run`: the daemon until SIGTERM or SIGINT; exits 0 once stopped cleanly. */
+/**
+ * `sentinel run`: the daemon until SIGTERM or SIGINT; exits 0 once stopped cleanly. The signals are
+ * taken before the stores connect, so a stop during start-up (PostgreSQL still unreachable, say) ends
+ * the start cleanly instead of killing the process by the signal's default action.
+ */
 export const runDaemon = (settings: SentinelSettings) =>
   Effect.gen(function*() {
     const stop = yield* Deferred.make<void>()
@@ -137,8 +141,18 @@ export const runDaemon = (settings: SentinelSettings) =>
     }
     process.once("SIGTERM", requestStop)
     process.once("SIGINT", requestStop)
-    return yield* daemon(settings, stop)
-  }).pipe(Effect.provide(storesLayer(settings)))
+    const stores = yield* Layer.build(storesLayer(settings)).pipe(
+      Effect.map(Option.some),
+      // A connection attempt cannot be called off: left to end in the background, the process exiting anyway.
+      Effect.disconnect,
+      Effect.raceFirst(Effect.as(Deferred.await(stop), Option.none()))
+    )
+    if (Option.isNone(stores)) {
+      yield* Effect.logInfo("sentinel stopped during start-up; nothing was consumed")
+      return 0
+    }
+    return yield* daemon(settings, stop).pipe(Effect.provide(stores.value))
+  }).pipe(Effect.scoped)
 
 export const runCommand: Command = {
   summary: "run the daemon: consume, persist, relay the outbox",

@@ -69,7 +69,9 @@ describe("the Kafka broker restarted mid-stream", () => {
     expect(await stopDaemon(daemon), daemon.output()).toEqual({ code: 0, signal: null })
     await expectExactlyOnce(deployment, tally)
     expect(peakRss).toBeLessThan(rssBoundMb)
-    expect(recoveredWithin).toBeLessThan(30_000)
+    // Usually a few seconds; a rejoin may wait out the previous member's 30 s session, whose state the
+    // broker reloads on restart, so the bound is that timeout plus the time to produce and write.
+    expect(recoveredWithin).toBeLessThan(45_000)
     console.log(JSON.stringify({ rssMbAtRestart: Math.round(peakRss), recoveredWithinMs: recoveredWithin }))
   })
 })

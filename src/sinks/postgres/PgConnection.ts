@@ -6,7 +6,7 @@
  * node-postgres would let them override the `ssl` options given beside the URL.
  */
 import type { PgClientConfig } from "@effect/sql-pg/PgClient"
-import { Redacted } from "effect"
+import { Duration, Redacted } from "effect"
 import type { SentinelSettings } from "../../config/Config.ts"
 import { tlsOptions } from "../../config/Tls.ts"
 import { connectAs } from "./WriterRole.ts"
@@ -17,12 +17,15 @@ const sslParameters = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey", "us
 export const pgConnection = (
   postgres: Pick<SentinelSettings["postgres"], "url" | "ssl">,
   role?: string
-): Pick<PgClientConfig, "url" | "ssl"> => {
+): Pick<PgClientConfig, "url" | "ssl" | "connectTimeout"> => {
   const url = new URL(Redacted.value(postgres.url))
   for (const name of sslParameters) url.searchParams.delete(name)
   const plain = Redacted.make(url.toString())
   const { caFile, mode } = postgres.ssl
   return {
+    // Without it a server that accepts and never answers (a black-holed route) holds a connection
+    // attempt, and a command starting, forever.
+    connectTimeout: Duration.seconds(10),
     url: role === undefined ? plain : connectAs(plain, role),
     ssl: mode === "disable"
       ? false
