@@ -1,29 +1,47 @@
 import { PgClient } from "@effect/sql-pg"
-import { Deferred, Duration, Effect, Fiber, Layer, Option, Runtime } from "effect"
+import type { SqlError } from "@effect/sql/SqlError"
+import { type ConfigError, Deferred, Duration, Effect, Fiber, Layer, Option, Runtime } from "effect"
 import type { SentinelSettings } from "../config/Config.ts"
 import { printConfig } from "../config/PrintConfig.ts"
 import * as OutboxRelay from "../outbox/OutboxRelay.ts"
 import * as Pipeline from "../pipeline/Pipeline.ts"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.ts"
+import { transientRetries } from "../resilience/RetryPolicy.ts"
 import { supervised } from "../resilience/Supervisor.ts"
 import * as AnalyticsWriter from "../sinks/clickhouse/AnalyticsWriter.ts"
 import * as ClickHouse from "../sinks/clickhouse/ClickHouse.ts"
 import * as Pseudonymisation from "../sinks/clickhouse/Pseudonymisation.ts"
 import * as AlertWriter from "../sinks/postgres/AlertWriter.ts"
 import { pgConnection } from "../sinks/postgres/PgConnection.ts"
+import { classifyPostgresError } from "../sinks/postgres/PostgresError.ts"
 import * as KafkaSource from "../source/KafkaSource.ts"
 import * as Health from "../telemetry/Health.ts"
 import * as HttpEndpoint from "../telemetry/HttpEndpoint.ts"
 import * as Tracing from "../telemetry/Tracing.ts"
 import type { Command } from "./Command.ts"
 
+/**
+ * What is worth waiting for at start: the server down, unreachable or not answering. A certificate
+ * or TLS failure (a string code that is no SQLSTATE, and no system errno) is a configuration to fix.
+ */
+const isTransientConnectFailure = (error: SqlError | ConfigError.ConfigError) => {
+  if (error._tag !== "SqlError") return false
+  const cause: { readonly code?: unknown; readonly errno?: unknown } =
+    typeof error.cause === "object" && error.cause !== null ? error.cause : {}
+  const tlsRefusal = typeof cause.code === "string" && !/^[0-9A-Z]{5}$/.test(cause.code) &&
+    typeof cause.errno !== "number"
+  return !tlsRefusal && classifyPostgresError(cause) === "transient"
+}
+
 /** The daemon's stores and writers, wired here at the edge and nowhere else. */
 export const storesLayer = (settings: SentinelSettings) => {
+  // A PostgreSQL down or unreachable when the daemon starts is waited for like an outage later on
+  // (the retry policy's backoff and bound); a refusal (a wrong password, no such database) is not.
   const postgres = PgClient.layer({
     ...pgConnection(settings.postgres, settings.postgres.role),
     maxConnections: settings.postgres.maxConnections,
     applicationName: "sentinel"
-  })
+  }).pipe(Layer.retry(transientRetries("postgres", isTransientConnectFailure, settings.retry)))
   const clickhouse = ClickHouse.layer(settings.clickhouse.target, { faultControl: settings.clickhouse.faultControl })
   // One for both writers: the same user gets the same pseudonym in every table.
   const pseudonymisation = Pseudonymisation.make(settings.clickhouse.pseudonymiseKey)

@@ -84,18 +84,17 @@ const tapDelay = <Out>(f: (out: Out, delay: Duration.Duration) => Effect.Effect<
   Schedule.modifyDelayEffect((out: Out, delay) => Effect.as(f(out, delay), delay))
 
 /**
- * Retries `effect` while it fails with an error that `isTransient` accepts, or with CircuitOpenError;
- * any other error, or the last one once `policy.maxElapsed` has passed since the first failure, is
- * returned. Each retry is logged and counted in `sentinel_retries_total{sink}`.
+ * The schedule of `retryTransient`, for what is not an effect: a layer's construction
+ * (`Layer.retry`), say.
  */
-export const retryTransient = <E extends { readonly message: string }>(
+export const transientRetries = <E extends { readonly message: string }>(
   sink: string,
   isTransient: (error: E) => boolean,
   policy: RetryPolicy
 ) => {
   const maxElapsed = Duration.decode(policy.maxElapsed)
   const retries = Metric.tagged(retriesTotal, "sink", sink)
-  const schedule = Schedule.identity<E | CircuitOpenError>().pipe(
+  return Schedule.identity<E | CircuitOpenError>().pipe(
     Schedule.zipWith(Schedule.elapsed, (error, elapsed) => ({ error, elapsed })),
     Schedule.zipWith(Schedule.count, (retry, n): Retry<E | CircuitOpenError> => ({ ...retry, attempt: n + 1 })),
     Schedule.zipLeft(backoff(policy)),
@@ -116,6 +115,19 @@ export const retryTransient = <E extends { readonly message: string }>(
       )
     )
   )
+}
+
+/**
+ * Retries `effect` while it fails with an error that `isTransient` accepts, or with CircuitOpenError;
+ * any other error, or the last one once `policy.maxElapsed` has passed since the first failure, is
+ * returned. Each retry is logged and counted in `sentinel_retries_total{sink}`.
+ */
+export const retryTransient = <E extends { readonly message: string }>(
+  sink: string,
+  isTransient: (error: E) => boolean,
+  policy: RetryPolicy
+) => {
+  const schedule = transientRetries(sink, isTransient, policy)
   return <A, R>(effect: Effect.Effect<A, E | CircuitOpenError, R>): Effect.Effect<A, E | CircuitOpenError, R> =>
     Effect.retry(effect, schedule)
 }

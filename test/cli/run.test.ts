@@ -1,35 +1,53 @@
 /**
- * `sentinel run` while it starts, against a PostgreSQL that accepts connections and never answers
- * (a black-holed route): an orchestrator's SIGTERM stops it cleanly (exit 0) instead of killing it
- * by the signal, and left alone it gives up with a reason instead of hanging.
+ * `sentinel run` while it starts, when PostgreSQL is not there yet: down (connections refused) or
+ * black-holed (accepted, never answered). The daemon waits for it as for an outage later on, within
+ * the retry policy's bound; an orchestrator's SIGTERM meanwhile stops it cleanly (exit 0) instead of
+ * killing it by the signal.
  */
 import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Deployment, freshDeployment, startDaemon, waitFor } from "../support/daemon.ts"
+import { type TcpProxy, tcpProxy } from "../fault/tcpProxy.ts"
+import { expectExactlyOnce } from "../pipeline/expected.ts"
+import {
+  type Deployment,
+  drained,
+  freshDeployment,
+  produce,
+  sentinel,
+  startDaemon,
+  stopDaemon,
+  waitFor
+} from "../support/daemon.ts"
 
-describe("sentinel run starting against a PostgreSQL that never answers", () => {
+describe("sentinel run starting before PostgreSQL answers", () => {
   let deployment: Deployment
   const sockets = new Set<net.Socket>()
+  // Accepts and never answers: a black-holed route.
   const silent = net.createServer((socket) => {
     sockets.add(socket)
     socket.on("close", () => sockets.delete(socket))
   })
-  let env: Record<string, string>
+  let silentEnv: Record<string, string>
+  let proxy: TcpProxy
 
   beforeAll(async () => {
     deployment = await freshDeployment()
+    await sentinel(deployment.env, "migrate")
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))
     const { port } = silent.address() as net.AddressInfo
-    env = { ...deployment.env, DATABASE_URL: `postgres://sentinel@127.0.0.1:${port}/sentinel` }
+    silentEnv = { ...deployment.env, DATABASE_URL: `postgres://sentinel@127.0.0.1:${port}/sentinel` }
+    const direct = new URL(deployment.databaseUrl)
+    proxy = await tcpProxy({ host: direct.hostname, port: Number(direct.port) })
   })
   afterAll(async () => {
     for (const socket of sockets) socket.destroy()
     await new Promise((resolve) => silent.close(resolve))
+    await proxy.close()
     await deployment.drop()
   })
 
   it("exits 0 on SIGTERM while it waits for PostgreSQL", async () => {
-    const daemon = startDaemon(env)
+    const daemon = startDaemon(silentEnv)
     await waitFor("the daemon connecting to PostgreSQL", async () => (sockets.size > 0 ? true : undefined), 60_000)
     daemon.child.kill("SIGTERM")
     const exit = await daemon.exited
@@ -38,11 +56,31 @@ describe("sentinel run starting against a PostgreSQL that never answers", () => 
     expect(daemon.output()).not.toContain("sentinel running")
   })
 
-  it("gives up after the connection timeout with a reason, exit 1", async () => {
-    const daemon = startDaemon(env)
+  it("gives up once the retry bound has passed, exit 1 with the reason", async () => {
+    // Each attempt waits out the 10 s connection timeout; the bound stops it after the second.
+    const daemon = startDaemon({ ...silentEnv, SENTINEL_RETRY_MAX_ELAPSED_MS: "3000" })
     const exit = await daemon.exited
     expect(exit, daemon.output()).toEqual({ code: 1, signal: null })
+    expect(daemon.output()).toContain("postgres call failed, retry 1")
     // Said by whichever of the driver's and the client's 10 s timeouts fires first.
     expect(daemon.output()).toMatch(/sentinel run: PgClient: .*(timed out|timeout)/)
+  })
+
+  it("waits while PostgreSQL refuses connections, then runs and persists everything", async () => {
+    await proxy.setMode("refuse")
+    const proxied = new URL(deployment.databaseUrl)
+    proxied.port = String(proxy.port)
+    const tally = await produce(deployment.env, "--count", "2000", "--seed", "41")
+    const daemon = startDaemon({ ...deployment.env, DATABASE_URL: proxied.toString() })
+    await waitFor(
+      "a retry of the refused connection",
+      async () => (daemon.output().includes("postgres call failed, retry") ? true : undefined),
+      60_000
+    )
+    expect(daemon.output()).not.toContain("sentinel running")
+    await proxy.setMode("pass")
+    await waitFor("every record committed and every alert relayed", () => drained(deployment, tally.alerts), 180_000)
+    expect(await stopDaemon(daemon), daemon.output()).toEqual({ code: 0, signal: null })
+    await expectExactlyOnce(deployment, tally)
   })
 })

@@ -68,6 +68,18 @@ describe("PostgreSQL over TLS", () => {
     expect(result.stderr).toMatch(/certificate/i)
   }, 60_000)
 
+  it("stops the daemon at once when the configured CA did not sign the server's certificate", async () => {
+    const daemon = startDaemon({
+      ...deployment.env,
+      SENTINEL_PG_SSL: "verify-full",
+      SENTINEL_PG_SSL_CA_FILE: certificates.otherCaFile
+    })
+    // Not retried as an outage would be: the certificate stays wrong until someone fixes the setting.
+    expect(await daemon.exited, daemon.output()).toEqual({ code: 1, signal: null })
+    expect(daemon.output()).toMatch(/sentinel run: .*certificate/i)
+    expect(daemon.output()).not.toContain("retry")
+  }, 60_000)
+
   it("honours sslmode (and sslrootcert) in DATABASE_URL", async () => {
     for (
       const url of [

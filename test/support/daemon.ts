@@ -197,9 +197,10 @@ export const drained = async (deployment: Deployment, alerts: number): Promise<t
 }
 
 /**
- * Stops the daemon as an orchestrator would and returns its exit status. A SIGTERM waits until the daemon says it runs (or has exited): before that its
- * handler is not installed yet and Node's default action kills it, while a test stopping it means to
- * see a clean stop. A daemon can come up with nothing left to do when an earlier one finished it all.
+ * Stops the daemon as an orchestrator would and returns its exit status. A SIGTERM waits until the
+ * daemon says it runs (or has exited): while `sentinel run` still loads, its handler is not installed
+ * yet and Node's default action kills it, while a test stopping it means to see a clean stop. A daemon
+ * can come up with nothing left to do when an earlier one finished it all.
  */
 export const stopDaemon = async (daemon: Daemon, signal: NodeJS.Signals = "SIGTERM") => {
   if (signal === "SIGTERM") {
