@@ -22,9 +22,11 @@ export class HandoverClosed extends Error {
 export interface Handover<A> {
   /**
    * Adds `items` (at most `capacity` of them). Returns `undefined` when they were taken in at once,
-   * or a promise that resolves once they are (or rejects with HandoverClosed).
+   * or a promise that resolves once they are (or rejects with HandoverClosed). A waiting hand-over
+   * that is no longer `wanted` when its turn comes (its Kafka batch went stale in a rebalance, or its
+   * handler gave up) is dropped instead: its promise resolves to `false`.
    */
-  readonly offer: (items: ReadonlyArray<A>) => Promise<void> | undefined
+  readonly offer: (items: ReadonlyArray<A>, wanted?: () => boolean) => Promise<boolean> | undefined
   /**
    * Up to `max` items, once `max` are waiting or `linger` ms have passed since the oldest waiting
    * one arrived; waits for a first item. One taker at a time. Interrupted, it takes nothing.
@@ -41,9 +43,12 @@ export const make = <A>(capacity: number): Handover<A> => {
   /** When the oldest waiting item arrived (ms), if any waits. */
   let oldestAt = 0
   let closed = false
-  const offers: Array<
-    { readonly items: ReadonlyArray<A>; readonly resolve: () => void; readonly reject: (error: Error) => void }
-  > = []
+  const offers: Array<{
+    readonly items: ReadonlyArray<A>
+    readonly wanted: () => boolean
+    readonly resolve: (admitted: boolean) => void
+    readonly reject: (error: Error) => void
+  }> = []
   /** The taker waiting for items, called on each arrival. */
   let taker: (() => void) | undefined
 
@@ -54,12 +59,13 @@ export const make = <A>(capacity: number): Handover<A> => {
 
   const fits = (more: ReadonlyArray<A>) => items.length === 0 || items.length + more.length <= capacity
 
-  /** Lets waiting hand-overs in, oldest first, while they fit. */
+  /** Lets waiting hand-overs in, oldest first, while they fit; drops those no longer wanted. */
   const admit = () => {
-    while (offers.length > 0 && fits(offers[0]!.items)) {
+    while (offers.length > 0 && (!offers[0]!.wanted() || fits(offers[0]!.items))) {
       const offer = offers.shift()!
-      append(offer.items)
-      offer.resolve()
+      const wanted = offer.wanted()
+      if (wanted) append(offer.items)
+      offer.resolve(wanted)
     }
   }
 
@@ -78,19 +84,20 @@ export const make = <A>(capacity: number): Handover<A> => {
     return taken
   }
 
-  const offer = (more: ReadonlyArray<A>): Promise<void> | undefined => {
+  const offer = (more: ReadonlyArray<A>, wanted: () => boolean = () => true): Promise<boolean> | undefined => {
     if (closed) return Promise.reject(new HandoverClosed())
     if (offers.length === 0 && fits(more)) {
       append(more)
       taker?.()
       return undefined
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<boolean>((resolve, reject) => {
       offers.push({
         items: more,
-        resolve: () => {
-          resolve()
-          taker?.()
+        wanted,
+        resolve: (admitted) => {
+          resolve(admitted)
+          if (admitted) taker?.()
         },
         reject
       })

@@ -8,7 +8,8 @@
  * keeps us) and kafkajs stops fetching — memory stays bounded and Kafka keeps the backlog.
  *
  * Rebalances: kafkajs has no revoke callback; it waits for the running batch handler before it
- * rejoins. The handler stops handing over records as soon as its batch is stale, and a commit for
+ * rejoins. The handler stops handing over records as soon as its batch is stale (a hand-over still
+ * waiting for room then is dropped, as is one whose handler failed), and a commit for
  * a partition we no longer own is skipped, so a revoked partition's in-flight records are either
  * written and committed, or written idempotently and left uncommitted for the new owner to redo.
  */
@@ -177,18 +178,26 @@ export const make = (config: SourceConfig): Effect.Effect<KafkaSource, KafkaErro
               for (let i = 0; i < batch.messages.length; i += sliceSize) {
                 if (!isRunning() || isStale()) return
                 const slice = batch.messages.slice(i, i + sliceSize)
+                let abandoned = false
                 const handedOver = handover.offer(
-                  slice.map((message) => toRecord(batch.topic, batch.partition, message))
+                  slice.map((message) => toRecord(batch.topic, batch.partition, message)),
+                  () => !abandoned && isRunning() && !isStale()
                 )
                 if (handedOver !== undefined) {
                   // The buffer is full: heart-beat while waiting, so the group keeps us.
                   let done = false
                   void handedOver.then(() => (done = true), () => (done = true))
-                  while (!done) {
-                    await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, heartbeatEveryMs))])
-                    if (!done) await heartbeat()
+                  try {
+                    while (!done) {
+                      await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, heartbeatEveryMs))])
+                      if (!done) await heartbeat()
+                    }
+                  } catch (error) {
+                    // A failed heartbeat (a rebalance under way) ends this handler: its records stay out.
+                    abandoned = true
+                    throw error
                   }
-                  await handedOver
+                  if (!(await handedOver)) return
                 }
                 resolveOffset(slice[slice.length - 1]!.offset)
               }

@@ -44,6 +44,19 @@ describe("Handover", () => {
     expect(handover.takeNow(10)).toEqual([0, 1, 2])
   })
 
+  it("drops a waiting hand-over that is no longer wanted when its turn comes", async () => {
+    const handover = Handover.make<number>(2)
+    handover.offer([1, 2])
+    let wanted = true
+    const stale = handover.offer([3, 4], () => wanted)!
+    const fresh = handover.offer([5, 6])!
+    wanted = false // its Kafka batch went stale while it waited
+    expect(handover.takeNow(10)).toEqual([1, 2])
+    expect(await stale).toBe(false)
+    expect(await fresh).toBe(true)
+    expect(handover.takeNow(10)).toEqual([5, 6])
+  })
+
   it("refuses waiting and later hand-overs once closed", async () => {
     const handover = Handover.make<number>(1)
     handover.offer(items(1))
