@@ -6,6 +6,7 @@
 import type { Admin } from "kafkajs"
 import pg from "pg"
 import type { Topics } from "../../src/config/Config.ts"
+import { consumerLag, totalLag } from "../../src/source/ConsumerLag.ts"
 import { kafkaClient, topicList } from "../../src/source/KafkaSource.ts"
 
 export interface Groups {
@@ -52,16 +53,7 @@ export class Progress {
 
   /** Records of the topics not yet committed by `groupId`. */
   async lag(groupId: string): Promise<number> {
-    let lag = 0
-    const committed = await this.admin.fetchOffsets({ groupId, topics: [...this.topics] })
-    for (const { partitions, topic } of committed) {
-      for (const end of await this.admin.fetchTopicOffsets(topic)) {
-        const done = partitions.find((p) => p.partition === end.partition)
-        const at = done === undefined || done.offset === "-1" ? BigInt(end.low) : BigInt(done.offset)
-        lag += Number(BigInt(end.high) - at)
-      }
-    }
-    return lag
+    return totalLag(await consumerLag(this.admin, this.topics, [groupId]), groupId)
   }
 
   /** True when both of the daemon's consumer groups have members and are done rebalancing. */

@@ -15,6 +15,7 @@ import { OutboxRelay } from "../outbox/OutboxRelay.ts"
 import type { CircuitBreaker, State } from "../resilience/CircuitBreaker.ts"
 import type { FiberStatus } from "../resilience/Supervisor.ts"
 import { ClickHouse } from "../sinks/clickhouse/ClickHouse.ts"
+import * as ConsumerLag from "../source/ConsumerLag.ts"
 import * as Metrics from "./Metrics.ts"
 
 export interface ComponentHealth {
@@ -65,33 +66,17 @@ const unknown: ComponentHealth = { status: "unknown" }
 
 const messageOf = (error: unknown) => error instanceof Error ? error.message : String(error)
 
-/** Lag of each group on each partition, also set as `sentinel_consumer_lag_records`. */
+/** Lag of each group, its partitions' also set as `sentinel_consumer_lag_records`. */
 const consumerLag = async (admin: Admin, topics: ReadonlyArray<string>, groups: ReadonlyArray<string>) => {
-  // Committed offsets first, then the ends: read the other way round, a commit in between would
-  // make a lag negative.
-  const committed = new Map<string, Awaited<ReturnType<Admin["fetchOffsets"]>>>()
-  for (const group of groups) committed.set(group, await admin.fetchOffsets({ groupId: group, topics: [...topics] }))
-  const ends = new Map<string, Array<{ partition: number; high: string; low: string }>>()
-  for (const topic of topics) ends.set(topic, await admin.fetchTopicOffsets(topic))
-  const lag: Record<string, number> = {}
-  for (const group of groups) {
-    let total = 0
-    for (const { partitions, topic } of committed.get(group) ?? []) {
-      for (const end of ends.get(topic) ?? []) {
-        const done = partitions.find((p) => p.partition === end.partition)
-        const from = done === undefined || done.offset === "-1" ? BigInt(end.low) : BigInt(done.offset)
-        const behind = Math.max(0, Number(BigInt(end.high) - from))
-        total += behind
-        Metrics.consumerLag.unsafeUpdate(behind, [
-          MetricLabel.make("group", group),
-          MetricLabel.make("topic", topic),
-          MetricLabel.make("partition", String(end.partition))
-        ])
-      }
-    }
-    lag[group] = total
+  const lags = await ConsumerLag.consumerLag(admin, topics, groups)
+  for (const { behind, group, partition, topic } of lags) {
+    Metrics.consumerLag.unsafeUpdate(behind, [
+      MetricLabel.make("group", group),
+      MetricLabel.make("topic", topic),
+      MetricLabel.make("partition", String(partition))
+    ])
   }
-  return lag
+  return Object.fromEntries(groups.map((group) => [group, ConsumerLag.totalLag(lags, group)]))
 }
 
 const counterTotal = (metric: Metric.Metric.Counter<number>, labels: ReadonlyArray<MetricLabel.MetricLabel>) =>

@@ -7,6 +7,7 @@ import * as path from "node:path"
 import { promisify } from "node:util"
 import pg from "pg"
 import type { PlanTally } from "../../src/produce/DetectorOutput.ts"
+import * as ConsumerLag from "../../src/source/ConsumerLag.ts"
 import { freshClickHousePath, freshDatabase, kafkaFor, projectRoot, stackEnv, uniqueName } from "./services.ts"
 
 const bin = path.join(projectRoot, "bin", "sentinel.js")
@@ -156,17 +157,7 @@ const groupLag = async (deployment: Deployment, groupId: string): Promise<number
   const admin = kafkaFor(uniqueName("lag"), deployment.env.KAFKA_BROKERS).admin()
   await admin.connect()
   try {
-    let lag = 0
-    const committed = await admin.fetchOffsets({ groupId, topics: [...deployment.topics] })
-    for (const { partitions, topic } of committed) {
-      const ends = await admin.fetchTopicOffsets(topic)
-      for (const end of ends) {
-        const done = partitions.find((p) => p.partition === end.partition)
-        const at = done === undefined || done.offset === "-1" ? BigInt(end.low) : BigInt(done.offset)
-        lag += Number(BigInt(end.high) - at)
-      }
-    }
-    return lag
+    return ConsumerLag.totalLag(await ConsumerLag.consumerLag(admin, deployment.topics, [groupId]), groupId)
   } finally {
     await admin.disconnect()
   }
