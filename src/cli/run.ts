@@ -13,30 +13,26 @@ import * as ClickHouse from "../sinks/clickhouse/ClickHouse.ts"
 import * as Pseudonymisation from "../sinks/clickhouse/Pseudonymisation.ts"
 import * as AlertWriter from "../sinks/postgres/AlertWriter.ts"
 import { pgConnection } from "../sinks/postgres/PgConnection.ts"
-import { classifyPostgresError } from "../sinks/postgres/PostgresError.ts"
+import { classifyPostgresError, isTlsRefusal } from "../sinks/postgres/PostgresError.ts"
 import * as KafkaSource from "../source/KafkaSource.ts"
 import * as Health from "../telemetry/Health.ts"
 import * as HttpEndpoint from "../telemetry/HttpEndpoint.ts"
 import * as Tracing from "../telemetry/Tracing.ts"
 import type { Command } from "./Command.ts"
 
-/**
- * What is worth waiting for at start: the server down, unreachable or not answering. A certificate
- * or TLS failure (a string code that is no SQLSTATE, and no system errno) is a configuration to fix.
- */
+/** What is worth waiting for at start: the server down, unreachable or not answering. */
 const isTransientConnectFailure = (error: SqlError | ConfigError.ConfigError) => {
   if (error._tag !== "SqlError") return false
   const cause: { readonly code?: unknown; readonly errno?: unknown } =
     typeof error.cause === "object" && error.cause !== null ? error.cause : {}
-  const tlsRefusal = typeof cause.code === "string" && !/^[0-9A-Z]{5}$/.test(cause.code) &&
-    typeof cause.errno !== "number"
-  return !tlsRefusal && classifyPostgresError(cause) === "transient"
+  return !isTlsRefusal(cause) && classifyPostgresError(cause) === "transient"
 }
 
 /** The daemon's stores and writers, wired here at the edge and nowhere else. */
 export const storesLayer = (settings: SentinelSettings) => {
   // A PostgreSQL down or unreachable when the daemon starts is waited for like an outage later on
-  // (the retry policy's backoff and bound); a refusal (a wrong password, no such database) is not.
+  // (the retry policy's backoff and bound); a refusal (a wrong password, no such database, a
+  // certificate) is not.
   const postgres = PgClient.layer({
     ...pgConnection(settings.postgres, settings.postgres.role),
     maxConnections: settings.postgres.maxConnections,

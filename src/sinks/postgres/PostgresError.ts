@@ -31,6 +31,15 @@ export const classifyPostgresError = (error: { readonly code?: unknown; readonly
   return transientCodes.has(error.code) || transientClasses.has(error.code.slice(0, 2)) ? "transient" : "permanent"
 }
 
+/**
+ * A connection refused over TLS: a certificate not signed by the configured CA, a name that does not
+ * match (a string code that is no SQLSTATE, and no system errno). Fixing it takes an operator, so a
+ * start does not wait for it; a write still counts it transient, since a batch must never be
+ * dead-lettered record by record for a connection's fault.
+ */
+export const isTlsRefusal = (error: { readonly code?: unknown; readonly errno?: unknown }): boolean =>
+  typeof error.code === "string" && !sqlState.test(error.code) && typeof error.errno !== "number"
+
 export class PostgresWriteError extends Data.TaggedError("PostgresWriteError")<{
   readonly classification: Classification
   /** The SQLSTATE or system error code, when there was one. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { classifyPostgresError } from "../../../src/sinks/postgres/PostgresError.ts"
+import { classifyPostgresError, isTlsRefusal } from "../../../src/sinks/postgres/PostgresError.ts"
 
 describe("classifyPostgresError", () => {
   it.each([
@@ -24,4 +24,17 @@ describe("classifyPostgresError", () => {
     "calls SQLSTATE %s permanent",
     (code) => expect(classifyPostgresError({ code })).toBe("permanent")
   )
+})
+
+describe("isTlsRefusal", () => {
+  it.each(["SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "ERR_TLS_CERT_ALTNAME_INVALID"])(
+    "says %s is a TLS refusal",
+    (code) => expect(isTlsRefusal({ code })).toBe(true)
+  )
+
+  it("says a system error, a SQLSTATE or no code is not", () => {
+    expect(isTlsRefusal({ code: "ECONNREFUSED", errno: -111 })).toBe(false)
+    expect(isTlsRefusal({ code: "28P01" })).toBe(false)
+    expect(isTlsRefusal({})).toBe(false)
+  })
 })
