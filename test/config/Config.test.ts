@@ -40,6 +40,8 @@ describe("Config", () => {
     expect(settings.postgres.role).toBe("sentinel_writer")
     expect(settings.clickhouse.target._tag).toBe("Embedded")
     expect(Duration.toMillis(settings.batch.maxWait)).toBe(200)
+    expect(settings.batch.maxRecords).toBe(5_000)
+    expect(settings.kafka.maxInFlight).toBe(10_000) // twice the batch size
     expect(settings.kafka.tls).toBeUndefined()
     expect(settings.kafka.sasl).toBeUndefined()
     expect(settings.postgres.ssl).toEqual({ mode: "disable", caFile: undefined })
@@ -85,6 +87,14 @@ describe("Config", () => {
     expect(settings.postgres.autoBlockSeverities).toEqual(["HIGH", "CRITICAL"])
     expect(settings.postgres.role).toBeUndefined()
     expect(settings.clickhouse.target).toMatchObject({ _tag: "Server", url: "http://ch:8123" })
+  })
+
+  it("takes SENTINEL_MAX_IN_FLIGHT as given, and twice the batch size without it", () => {
+    const given = Either.getOrThrow(loadFrom({ SENTINEL_MAX_IN_FLIGHT: "3000", SENTINEL_BATCH_MAX_RECORDS: "2000" }))
+    expect(given.kafka.maxInFlight).toBe(3_000)
+    const derived = Either.getOrThrow(loadFrom({ SENTINEL_BATCH_MAX_RECORDS: "2000" }))
+    expect(derived.kafka.maxInFlight).toBe(4_000)
+    expect(problems({ SENTINEL_MAX_IN_FLIGHT: "0" })).toEqual(["SENTINEL_MAX_IN_FLIGHT: expected a positive integer"])
   })
 
   it("names every bad variable and what it expects, one line each", () => {
