@@ -428,8 +428,8 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     }),
     partitions: positiveInt("SENTINEL_TOPIC_PARTITIONS", 6),
     // Unset: twice the batch size (below), room for the next batch while one is written. More only
-    // costs memory: 20,000 measured the same records/s as 10,000 with batches of 5,000, and a
-    // peak RSS about 100 MB higher (scripts/bench.ts).
+    // costs memory: with batches of 5,000, 20,000 measured the same records/s as 10,000 and a peak
+    // RSS 60–100 MB higher (scripts/bench.ts, two runs each).
     maxInFlight: Config.integer("SENTINEL_MAX_IN_FLIGHT").pipe(
       Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 }),
       withDefault("SENTINEL_MAX_IN_FLIGHT", undefined as number | undefined, "2 × SENTINEL_BATCH_MAX_RECORDS")
