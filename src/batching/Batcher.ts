@@ -24,11 +24,10 @@ export const batches = (
   stop: Effect.Effect<void>
 ): Stream.Stream<ReadonlyArray<KafkaRecord>> => {
   const linger = Duration.toMillis(config.maxWait)
-  const next: Effect.Effect<ReadonlyArray<KafkaRecord>, Option.Option<never>> = Effect.raceFirst(
-    Effect.map(source.take(config.maxRecords, linger), Option.some),
-    Effect.as(stop, Option.none<ReadonlyArray<KafkaRecord>>())
-  ).pipe(Effect.flatMap((batch) => Option.isSome(batch) ? Effect.succeed(batch.value) : Effect.fail(Option.none())))
-  const untilStopped = Stream.repeatEffectOption(next)
+  // Failing with None ends `repeatEffectOption`'s stream.
+  const untilStopped = Stream.repeatEffectOption(
+    Effect.raceFirst(source.take(config.maxRecords, linger), Effect.zipRight(stop, Effect.fail(Option.none())))
+  )
   const rest = Stream.suspend(() => {
     const last = source.takeNow(config.maxRecords)
     return last.length > 0 ? Stream.make(last) : Stream.empty

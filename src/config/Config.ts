@@ -429,7 +429,7 @@ export const config: Config.Config<SentinelSettings> = Config.all({
     partitions: positiveInt("SENTINEL_TOPIC_PARTITIONS", 6),
     // Unset: twice the batch size (below), room for the next batch while one is written. More only
     // costs memory: with batches of 5,000, 20,000 measured the same records/s as 10,000 and a peak
-    // RSS 60–100 MB higher (scripts/bench.ts, two runs each).
+    // RSS 60–100 MB higher on average (scripts/bench.ts, two runs each).
     maxInFlight: Config.integer("SENTINEL_MAX_IN_FLIGHT").pipe(
       Config.validate({ message: "expected a positive integer", validation: (n) => n > 0 }),
       withDefault("SENTINEL_MAX_IN_FLIGHT", undefined as number | undefined, "2 × SENTINEL_BATCH_MAX_RECORDS")

@@ -61,9 +61,10 @@ export const make = <A>(capacity: number): Handover<A> => {
 
   /** Lets waiting hand-overs in, oldest first, while they fit; drops those no longer wanted. */
   const admit = () => {
-    while (offers.length > 0 && (!offers[0]!.wanted() || fits(offers[0]!.items))) {
-      const offer = offers.shift()!
+    for (let offer = offers[0]; offer !== undefined; offer = offers[0]) {
       const wanted = offer.wanted()
+      if (wanted && !fits(offer.items)) return
+      offers.shift()
       if (wanted) append(offer.items)
       offer.resolve(wanted)
     }

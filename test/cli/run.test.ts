@@ -4,7 +4,6 @@
  * the retry policy's bound; an orchestrator's SIGTERM meanwhile stops it cleanly (exit 0) instead of
  * killing it by the signal.
  */
-import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type TcpProxy, tcpProxy } from "../fault/tcpProxy.ts"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
@@ -21,34 +20,29 @@ import {
 
 describe("sentinel run starting before PostgreSQL answers", () => {
   let deployment: Deployment
-  const sockets = new Set<net.Socket>()
-  // Accepts and never answers: a black-holed route.
-  const silent = net.createServer((socket) => {
-    sockets.add(socket)
-    socket.on("close", () => sockets.delete(socket))
-  })
-  let silentEnv: Record<string, string>
   let proxy: TcpProxy
+  /** The deployment's environment with PostgreSQL reached through the proxy. */
+  let proxied: Record<string, string>
 
   beforeAll(async () => {
     deployment = await freshDeployment()
     await sentinel(deployment.env, "migrate")
-    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))
-    const { port } = silent.address() as net.AddressInfo
-    silentEnv = { ...deployment.env, DATABASE_URL: `postgres://sentinel@127.0.0.1:${port}/sentinel` }
     const direct = new URL(deployment.databaseUrl)
     proxy = await tcpProxy({ host: direct.hostname, port: Number(direct.port) })
+    const url = new URL(deployment.databaseUrl)
+    url.port = String(proxy.port)
+    proxied = { ...deployment.env, DATABASE_URL: url.toString() }
   })
   afterAll(async () => {
-    for (const socket of sockets) socket.destroy()
-    await new Promise((resolve) => silent.close(resolve))
     await proxy.close()
     await deployment.drop()
   })
 
   it("exits 0 on SIGTERM while it waits for PostgreSQL", async () => {
-    const daemon = startDaemon(silentEnv)
-    await waitFor("the daemon connecting to PostgreSQL", async () => (sockets.size > 0 ? true : undefined), 60_000)
+    await proxy.setMode("stall")
+    const before = proxy.accepted()
+    const daemon = startDaemon(proxied)
+    await waitFor("the daemon connecting to PostgreSQL", async () => (proxy.accepted() > before ? true : undefined))
     daemon.child.kill("SIGTERM")
     const exit = await daemon.exited
     expect(exit, daemon.output()).toEqual({ code: 0, signal: null })
@@ -57,8 +51,9 @@ describe("sentinel run starting before PostgreSQL answers", () => {
   })
 
   it("gives up once the retry bound has passed, exit 1 with the reason", async () => {
+    await proxy.setMode("stall")
     // Each attempt waits out the 10 s connection timeout; the bound stops it after the second.
-    const daemon = startDaemon({ ...silentEnv, SENTINEL_RETRY_MAX_ELAPSED_MS: "3000" })
+    const daemon = startDaemon({ ...proxied, SENTINEL_RETRY_MAX_ELAPSED_MS: "3000" })
     const exit = await daemon.exited
     expect(exit, daemon.output()).toEqual({ code: 1, signal: null })
     expect(daemon.output()).toContain("postgres call failed, retry 1")
@@ -68,10 +63,8 @@ describe("sentinel run starting before PostgreSQL answers", () => {
 
   it("waits while PostgreSQL refuses connections, then runs and persists everything", async () => {
     await proxy.setMode("refuse")
-    const proxied = new URL(deployment.databaseUrl)
-    proxied.port = String(proxy.port)
     const tally = await produce(deployment.env, "--count", "2000", "--seed", "41")
-    const daemon = startDaemon({ ...deployment.env, DATABASE_URL: proxied.toString() })
+    const daemon = startDaemon(proxied)
     await waitFor(
       "a retry of the refused connection",
       async () => (daemon.output().includes("postgres call failed, retry") ? true : undefined),

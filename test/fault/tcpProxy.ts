@@ -12,16 +12,20 @@ export interface TcpProxy {
   readonly setMode: (mode: ProxyMode) => Promise<void>
   /** Resets every open connection, as a dropped route or a firewall does. */
   readonly resetAll: () => void
+  /** Connections accepted so far, in every mode but `refuse`. */
+  readonly accepted: () => number
   readonly close: () => Promise<void>
 }
 
 export const tcpProxy = async (target: { readonly host: string; readonly port: number }): Promise<TcpProxy> => {
   let mode: ProxyMode = "pass"
+  let accepted = 0
   const pairs = new Set<{ readonly client: net.Socket; readonly upstream: net.Socket }>()
   const server = net.createServer((client) => {
     const upstream = net.connect(target)
     const pair = { client, upstream }
     pairs.add(pair)
+    accepted++
     const forward = (from: net.Socket, to: net.Socket) =>
       from.on("data", (chunk: Buffer) => {
         // Stalled: bytes are held back, as on a congested or black-holed route.
@@ -83,6 +87,7 @@ export const tcpProxy = async (target: { readonly host: string; readonly port: n
         upstream.destroy()
       }
     },
+    accepted: () => accepted,
     close: async () => {
       for (const { client, upstream } of pairs) {
         client.destroy()

@@ -145,19 +145,16 @@ export const waitFor = async <A>(
  * Records not yet committed by the daemon's consumer groups (the alert path's and the analytics
  * path's), against the end of every partition of the deployment's topics.
  */
-export const consumerLag = async (deployment: Deployment): Promise<number> => {
-  let lag = 0
-  for (const groupId of [deployment.groupId, `${deployment.groupId}-analytics`]) {
-    lag += await groupLag(deployment, groupId)
-  }
-  return lag
-}
+export const consumerLag = (deployment: Deployment): Promise<number> =>
+  groupLag(deployment, deployment.groupId, `${deployment.groupId}-analytics`)
 
-const groupLag = async (deployment: Deployment, groupId: string): Promise<number> => {
+/** Records of the deployment's topics that `groups` have not committed, in all. */
+const groupLag = async (deployment: Deployment, ...groups: ReadonlyArray<string>): Promise<number> => {
   const admin = kafkaFor(uniqueName("lag"), deployment.env.KAFKA_BROKERS).admin()
   await admin.connect()
   try {
-    return ConsumerLag.totalLag(await ConsumerLag.consumerLag(admin, deployment.topics, [groupId]), groupId)
+    const lags = await ConsumerLag.consumerLag(admin, deployment.topics, groups)
+    return groups.reduce((sum, group) => sum + ConsumerLag.totalLag(lags, group), 0)
   } finally {
     await admin.disconnect()
   }
