@@ -6,10 +6,12 @@
  *    topics with the project's producer, timed.
  * 2. Ceilings on the same data: kafkajs consuming it doing nothing; the AlertWriter writing its alerts
  *    straight to a fresh database; the AnalyticsWriter, and raw inserts of the same rows, writing its
- *    analytics rows straight to fresh chDB folders (each in a child process).
+ *    analytics rows straight to fresh chDB folders (each in a child process); the AnalyticsWriter again
+ *    in small batches, so that what a batch costs and what a record costs can be told apart.
  * 3. Sentinel (`bin/sentinel.js run`) on those topics until every record is durable and every alert
  *    relayed; then over the PostgreSQL ceiling's database, whose outbox holds every alert unpublished,
- *    for the relay's own speed; then on empty topics fed at a fixed rate, for latency and idle memory.
+ *    for the relay's own speed; then on empty topics fed at a fixed rate (records generated beforehand),
+ *    for latency and idle memory.
  * 4. Prints a table with the ratios and issue #7's targets, and writes it all to
  *    .sentinel/bench/bench-<time>.json and .sentinel/bench/latest.json.
  *
@@ -20,6 +22,7 @@
 import { Duration, Effect } from "effect"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
+import { plan, type PlanTally, tally as planTally } from "../src/produce/DetectorOutput.ts"
 import { produce } from "../src/produce/Producer.ts"
 import { ensureTopics, kafkaClient, topicList } from "../src/source/KafkaSource.ts"
 import { runWithCleanup } from "./bench/cleanup.ts"
@@ -38,7 +41,16 @@ import {
 import { kafkaConsumeCeiling } from "./bench/kafkaCeiling.ts"
 import { postgresCeiling } from "./bench/postgresCeiling.ts"
 import { type Dataset, planOptions } from "./bench/records.ts"
-import { machine, type Measurements, notes, ratiosOf, table, targetsOf, writeResults } from "./bench/report.ts"
+import {
+  clickhouseBatchCost,
+  machine,
+  type Measurements,
+  notes,
+  ratiosOf,
+  table,
+  targetsOf,
+  writeResults
+} from "./bench/report.ts"
 import { fixedRateRun, fullSpeedRun, relayBacklogRun } from "./bench/sentinelRun.ts"
 import { home } from "./stack/layout.ts"
 
@@ -90,6 +102,10 @@ const parseOptions = () => {
     profile: values.profile === true
   }
 }
+
+/** The small-batch ClickHouse ceiling: batches of this size, over this many records at most. */
+const smallBatch = 500
+const smallBatchRecords = 20_000
 
 const perSecond = (records: number, seconds: number) => ({ records, seconds, recordsPerSecond: records / seconds })
 
@@ -150,23 +166,30 @@ runWithCleanup(async (cleanup) => {
   const postgres = await postgresCeiling(data, settings, database.url, tally.alerts)
   log(`PostgreSQL direct: ${postgres.alertsPerSecond.toFixed(0)} alerts/s`)
 
-  const clickhouse = async (mode: "writer" | "raw") => {
-    log(`ceiling: ClickHouse direct (${mode})`)
-    const folder = freshClickHouseFolder(cleanup)
+  const clickhouse = async (mode: "writer" | "raw", batchSize: number, dataset: Dataset, expected: PlanTally) => {
+    log(`ceiling: ClickHouse direct (${mode}, batches of ${batchSize})`)
     const ceiling = await clickhouseCeiling(cleanup, {
       mode,
-      path: folder.path,
-      data,
-      batchSize: settings.batch.maxRecords,
+      path: freshClickHouseFolder(cleanup),
+      data: dataset,
+      batchSize,
       analyticsTtlDays: settings.clickhouse.analyticsTtlDays,
       metricsTtlDays: settings.clickhouse.metricsTtlDays
-    }, tally)
-    await folder.remove()
-    log(`ClickHouse direct (${mode}): ${ceiling.recordsPerSecond.toFixed(0)} records/s`)
+    }, expected)
+    log(`ClickHouse direct (${mode}, batches of ${batchSize}): ${ceiling.recordsPerSecond.toFixed(0)} records/s`)
     return ceiling
   }
-  const clickhouseWriter = await clickhouse("writer")
-  const clickhouseRaw = await clickhouse("raw")
+  const clickhouseWriter = await clickhouse("writer", settings.batch.maxRecords, data, tally)
+  const clickhouseRaw = await clickhouse("raw", settings.batch.maxRecords, data, tally)
+  // Small batches, as a moderate rate makes them: with the full-size run, what each batch costs
+  // whatever its size, and what each record adds.
+  const smallData: Dataset = { ...data, count: Math.min(data.count, smallBatchRecords) }
+  const clickhouseSmallBatches = await clickhouse(
+    "writer",
+    Math.min(smallBatch, settings.batch.maxRecords),
+    smallData,
+    planTally(plan(planOptions(smallData)))
+  )
 
   const context = {
     cleanup,
@@ -190,6 +213,7 @@ runWithCleanup(async (cleanup) => {
     postgres,
     clickhouseWriter,
     clickhouseRaw,
+    clickhouseSmallBatches,
     fullSpeed,
     fixedRate,
     relayBacklog
@@ -211,6 +235,7 @@ runWithCleanup(async (cleanup) => {
     data: tally,
     measurements,
     ratios: ratiosOf(measurements),
+    clickhouseBatchCost: clickhouseBatchCost(clickhouseWriter, clickhouseSmallBatches),
     targets,
     notes: notes(measurements),
     logs: context.logDir

@@ -22,8 +22,11 @@ export interface ClickHouseCeilingInput {
 export interface ClickHouseCeilingOutput {
   readonly mode: "writer" | "raw"
   readonly records: number
+  readonly batchSize: number
   /** Seconds spent in the writes alone. */
   readonly seconds: number
+  /** The child's CPU seconds during those writes, the engine's threads included. */
+  readonly cpuSeconds: number
   /** Rows sent: transaction records, detection results, performance metrics. */
   readonly wireRows: number
   /** Rows stored per table afterwards, fraud_features (filled by a materialized view) included. */
@@ -32,6 +35,9 @@ export interface ClickHouseCeilingOutput {
 }
 
 export interface ClickHouseCeiling extends ClickHouseCeilingOutput {
+  readonly batches: number
+  /** 100 = one core busy. */
+  readonly cpuPercent: number
   readonly recordsPerSecond: number
   readonly wireRowsPerSecond: number
   /** Every stored row, the view-made fraud_features too, per second. */
@@ -81,6 +87,8 @@ export const clickhouseCeiling = async (
   const stored = Object.values(output.storedRows).reduce((sum, n) => sum + n, 0)
   return {
     ...output,
+    batches: Math.ceil(output.records / output.batchSize),
+    cpuPercent: (100 * output.cpuSeconds) / output.seconds,
     recordsPerSecond: output.records / output.seconds,
     wireRowsPerSecond: output.wireRows / output.seconds,
     storedRowsPerSecond: stored / output.seconds

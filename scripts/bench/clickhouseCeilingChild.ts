@@ -59,12 +59,12 @@ const main = async (): Promise<ClickHouseCeilingOutput> => {
     }
     const batchesPerChunk = Math.ceil(recordsPerChunk / input.batchSize)
     let wireRows = 0
-    let seconds: number
+    let timed: { readonly seconds: number; readonly cpuSeconds: number }
     if (input.mode === "writer") {
       const writer = await Effect.runPromise(
         AnalyticsWriter.make().pipe(Effect.provideService(ClickHouse, client))
       )
-      seconds = await timeWrites(analyticsBatches(), batchesPerChunk, async (batch) => {
+      timed = await timeWrites(analyticsBatches(), batchesPerChunk, async (batch) => {
         const written = await Effect.runPromise(writer.write(batch))
         wireRows += written.transactionRows + written.detectionRows + written.metricRows
       })
@@ -83,7 +83,7 @@ const main = async (): Promise<ClickHouseCeilingOutput> => {
           yield [...captured]
         }
       }
-      seconds = await timeWrites(rawBatches(), batchesPerChunk, async (inserts) => {
+      timed = await timeWrites(rawBatches(), batchesPerChunk, async (inserts) => {
         for (const { rows, table } of inserts) {
           await client.insert({ table, values: rows, format: "JSONEachRow" })
           wireRows += rows.length
@@ -100,7 +100,8 @@ const main = async (): Promise<ClickHouseCeilingOutput> => {
     return {
       mode: input.mode,
       records: input.data.count,
-      seconds,
+      batchSize: input.batchSize,
+      ...timed,
       wireRows,
       storedRows,
       peakRssMb: process.resourceUsage().maxRSS / 1024

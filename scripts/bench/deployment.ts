@@ -122,14 +122,17 @@ export const freshDatabase = async (
   return { url: url.toString(), drop }
 }
 
-/** A chDB folder of its own, removed through the cleanup (or by the returned function). */
-export const freshClickHouseFolder = (
-  cleanup: Cleanup
-): { readonly path: string; readonly remove: () => Promise<void> } => {
+/**
+ * A chDB folder of its own, removed by the cleanup when the whole run ends. Not sooner: removing the
+ * thousands of files of a folder makes creating files slower for minutes after on a journal-less ext4
+ * such as this machine's (the kernel passes over recently deleted inodes), and chDB creates a dozen
+ * files per part, so the next measurement would pay for the previous one's removal.
+ */
+export const freshClickHouseFolder = (cleanup: Cleanup): string => {
   const folder = path.join(dirs.data, "bench-clickhouse", uniqueName("ch"))
   fs.mkdirSync(folder, { recursive: true })
-  const remove = cleanup.add(`remove ${folder}`, () => fs.rmSync(folder, { recursive: true, force: true }))
-  return { path: folder, remove }
+  cleanup.add(`remove ${folder}`, () => fs.rmSync(folder, { recursive: true, force: true }))
+  return folder
 }
 
 /** A child's environment: the parent's, without any service or Sentinel setting, plus `env`. */

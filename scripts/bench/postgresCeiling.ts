@@ -55,7 +55,7 @@ export const postgresCeiling = async (
     }
     let alerts = 0
     let batchCount = 0
-    const seconds = await timeWrites(batches(), Math.ceil(recordsPerChunk / batchSize), async (batch) => {
+    const { seconds } = await timeWrites(batches(), Math.ceil(recordsPerChunk / batchSize), async (batch) => {
       const written = await runtime.runPromise(writer.write(batch))
       alerts += written.alertsCreated
       batchCount++

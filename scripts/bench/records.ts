@@ -78,20 +78,25 @@ export const recordsPerChunk = 40_000
 
 /**
  * Writes every prepared batch in order, one at a time as the pipeline does, and returns the seconds
- * spent writing. Batches are prepared a chunk at a time between timed stretches, so neither the
- * generation nor the decoding is counted.
+ * spent writing, and this process's CPU seconds meanwhile (an in-process engine's threads included).
+ * Batches are prepared a chunk at a time between timed stretches, so neither the generation nor the
+ * decoding is counted.
  */
 export const timeWrites = async <B>(
   prepared: AsyncIterable<B> | Iterable<B>,
   batchesPerChunk: number,
   write: (batch: B) => Promise<void>
-): Promise<number> => {
+): Promise<{ readonly seconds: number; readonly cpuSeconds: number }> => {
   let seconds = 0
+  let cpuSeconds = 0
   let chunk: Array<B> = []
   const flush = async () => {
     const started = performance.now()
+    const cpu = process.cpuUsage()
     for (const batch of chunk) await write(batch)
+    const used = process.cpuUsage(cpu)
     seconds += (performance.now() - started) / 1000
+    cpuSeconds += (used.user + used.system) / 1e6
     chunk = []
   }
   for await (const batch of prepared) {
@@ -99,5 +104,5 @@ export const timeWrites = async <B>(
     if (chunk.length >= batchesPerChunk) await flush()
   }
   await flush()
-  return seconds
+  return { seconds, cpuSeconds }
 }

@@ -39,6 +39,7 @@ export interface Measurements {
   readonly postgres: PostgresCeiling
   readonly clickhouseWriter: ClickHouseCeiling
   readonly clickhouseRaw: ClickHouseCeiling
+  readonly clickhouseSmallBatches: ClickHouseCeiling
   readonly fullSpeed: FullSpeedRun
   readonly fixedRate: FixedRateRun
   readonly relayBacklog: RelayBacklogRun
@@ -55,6 +56,20 @@ export interface Target {
 
 const worstP99 = (latency: Latency): number | null =>
   "byPath" in latency ? Math.max(...Object.values(latency.byPath).map((q) => q.p99)) : null
+
+/**
+ * CPU per analytics batch in chDB as a fixed part plus a part per record, fitted through the two
+ * AnalyticsWriter ceilings (full-size and small batches).
+ */
+type BatchRun = Pick<ClickHouseCeiling, "records" | "batches" | "cpuSeconds">
+
+export const clickhouseBatchCost = (largeBatches: BatchRun, smallBatches: BatchRun) => {
+  const perBatch = (c: BatchRun) => ({ size: c.records / c.batches, cpuMs: (1000 * c.cpuSeconds) / c.batches })
+  const large = perBatch(largeBatches)
+  const small = perBatch(smallBatches)
+  const perRecordMs = (large.cpuMs - small.cpuMs) / (large.size - small.size)
+  return { fixedMsPerBatch: small.cpuMs - perRecordMs * small.size, microsPerRecord: perRecordMs * 1000 }
+}
 
 export const ratiosOf = (m: Measurements) => ({
   endToEndPerKafkaConsume: m.fullSpeed.recordsPerSecond / m.kafka.recordsPerSecond,
@@ -153,11 +168,14 @@ const rowsOf = (m: Measurements, targets: ReadonlyArray<Target>): ReadonlyArray<
   const [rate, ratioTarget, p99Target, relayTarget, memoryTarget] = targets
   const { fixedRate, fullSpeed } = m
   const chRow = (name: string, ceiling: ClickHouseCeiling): Row => ({
-    measurement: name,
+    measurement: `${name}, batches of ${n(ceiling.batchSize)}`,
     figure: `${n(ceiling.recordsPerSecond)} records/s = ${n(ceiling.wireRowsPerSecond)} rows/s sent, ${
       n(ceiling.storedRowsPerSecond)
-    } stored`
+    } stored`,
+    peakRss: mb(ceiling.peakRssMb),
+    cpu: `${n(ceiling.cpuPercent)}%`
   })
+  const batchCost = clickhouseBatchCost(m.clickhouseWriter, m.clickhouseSmallBatches)
   return [
     {
       measurement: "producer (sentinel produce, idempotent, acks=all)",
@@ -170,6 +188,14 @@ const rowsOf = (m: Measurements, targets: ReadonlyArray<Target>): ReadonlyArray<
     },
     chRow("ceiling: ClickHouse direct (AnalyticsWriter)", m.clickhouseWriter),
     chRow("ceiling: ClickHouse direct (raw JSONEachRow)", m.clickhouseRaw),
+    chRow(
+      `ceiling: ClickHouse direct (AnalyticsWriter, ${n(m.clickhouseSmallBatches.records)} records)`,
+      m.clickhouseSmallBatches
+    ),
+    {
+      measurement: "  chDB CPU per analytics batch (fit of the two)",
+      figure: `${n(batchCost.fixedMsPerBatch)} ms per batch + ${n(batchCost.microsPerRecord)} µs per record`
+    },
     {
       measurement: "Sentinel end to end, full speed",
       figure: `${n(fullSpeed.recordsPerSecond)} records/s`,

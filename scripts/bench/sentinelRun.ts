@@ -10,8 +10,8 @@
 import { Duration, Effect } from "effect"
 import * as path from "node:path"
 import type { SentinelSettings, Topics } from "../../src/config/Config.ts"
-import type { PlanTally } from "../../src/produce/DetectorOutput.ts"
-import { produce } from "../../src/produce/Producer.ts"
+import { plan, type PlanTally } from "../../src/produce/DetectorOutput.ts"
+import { publish } from "../../src/produce/Producer.ts"
 import { ensureTopics, kafkaClient, topicList } from "../../src/source/KafkaSource.ts"
 import { freePort, sleep } from "../stack/process.ts"
 import type { Cleanup } from "./cleanup.ts"
@@ -123,7 +123,7 @@ const deploy = async (
     ...context.tuning,
     KAFKA_BROKERS: stack.KAFKA_BROKERS!,
     DATABASE_URL: database.url,
-    CLICKHOUSE_PATH: folder.path,
+    CLICKHOUSE_PATH: folder,
     SENTINEL_GROUP_ID: uniqueName(`bench-${name}`),
     SENTINEL_HTTP_PORT: String(httpPort),
     SENTINEL_LOG_LEVEL: "info",
@@ -153,7 +153,6 @@ const deploy = async (
     release: async () => {
       await closeProgress()
       await database.drop()
-      await folder.remove()
     }
   }
 }
@@ -363,6 +362,8 @@ export interface FixedRateRun {
 /**
  * The daemon started on empty topics (its idle memory read once its groups have joined), then fed at
  * a fixed rate by the project's producer until `records` are sent, then watched until all is durable.
+ * The records are generated before the daemon starts, so that the producer's share of the machine is
+ * its sending alone.
  */
 export const fixedRateRun = async (
   context: RunContext,
@@ -373,6 +374,8 @@ export const fixedRateRun = async (
   const topics = topicsNamed(uniqueName("bench-rate"))
   const fixedRateData: Dataset = { ...data, count: records, topics, start: new Date().toISOString() }
   removeKafkaResourcesLater(context.cleanup, context.stack.KAFKA_BROKERS!, { topics })
+  // Generated before the daemon starts: while it runs, the producer only sends.
+  const messages = [...plan(planOptions(fixedRateData))]
   const deployed = await deploy(context, "fixed-rate", topics)
   const { daemon, sampler, startedAt, stopSampler } = launch(context, deployed, "sentinel-fixed-rate")
   log(`sentinel (fixed rate): started pid ${daemon.pid} on empty topics, waiting until it is idle`)
@@ -389,9 +392,8 @@ export const fixedRateRun = async (
   const idleRssMb = sampler.medianRssMb(idleFrom, performance.now())
   log(`sentinel (fixed rate): idle at ${idleRssMb.toFixed(0)} MB; producing ${records} records at ${rate}/s`)
   const producing = performance.now()
-  const tally = await Effect.runPromise(
-    produce(deployed.settings.kafka, { ...planOptions(fixedRateData), rate })
-  )
+  const tally = await Effect.runPromise(publish(deployed.settings.kafka, messages, { rate }))
+  messages.length = 0
   const produced = performance.now()
   const watched = await watchUntilDrained(
     daemon,

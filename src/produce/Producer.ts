@@ -17,14 +17,16 @@ import type { SentinelSettings } from "../config/Config.ts"
 import type { TopicKind } from "../contract/Decode.ts"
 import { ensureTopics, kafkaClient, KafkaError, topicList } from "../source/KafkaSource.ts"
 import { formatTraceparent } from "../telemetry/TraceContext.ts"
-import { type Expected, plan, type PlanOptions, type PlanTally, tally } from "./DetectorOutput.ts"
+import { type Expected, plan, type PlannedMessage, type PlanOptions, type PlanTally, tally } from "./DetectorOutput.ts"
 
-export interface ProduceOptions extends PlanOptions {
+export interface PublishOptions {
   /** Records per second; unlimited when undefined. */
   readonly rate?: number | undefined
   /** Called after each send with the number of records published so far. */
   readonly onProgress?: (sent: number) => void
 }
+
+export interface ProduceOptions extends PlanOptions, PublishOptions {}
 
 const sendSize = 1000
 
@@ -66,9 +68,20 @@ const tracedSend = (topicMessages: ReadonlyArray<TopicMessages>, send: () => Pro
   })
 }
 
+/** Generates the plan while it publishes it. */
 export const produce = (
   kafka: SentinelSettings["kafka"],
   options: ProduceOptions
+): Effect.Effect<PlanTally, KafkaError> => publish(kafka, plan(options), options)
+
+/**
+ * Publishes planned messages, generated beforehand or lazily. The benchmark generates its fixed-rate
+ * records beforehand, so that its producer takes no more of the machine than sending does.
+ */
+export const publish = (
+  kafka: SentinelSettings["kafka"],
+  messages: Iterable<PlannedMessage>,
+  options: PublishOptions
 ): Effect.Effect<PlanTally, KafkaError> =>
   Effect.gen(function*() {
     const client = kafkaClient(kafka)
@@ -112,7 +125,7 @@ export const produce = (
           const burst = options.rate === undefined
             ? sendSize
             : Math.max(1, Math.min(sendSize, Math.round(options.rate / 20)))
-          for (const message of plan(options)) {
+          for (const message of messages) {
             planned.push({ expected: message.expected })
             const topic = topicOf[message.topic]
             const list = pending.get(topic) ?? []
