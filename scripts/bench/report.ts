@@ -57,12 +57,12 @@ export interface Target {
 const worstP99 = (latency: Latency): number | null =>
   "byPath" in latency ? Math.max(...Object.values(latency.byPath).map((q) => q.p99)) : null
 
+type BatchRun = Pick<ClickHouseCeiling, "records" | "batches" | "cpuSeconds">
+
 /**
  * CPU per analytics batch in chDB as a fixed part plus a part per record, fitted through the two
  * AnalyticsWriter ceilings (full-size and small batches).
  */
-type BatchRun = Pick<ClickHouseCeiling, "records" | "batches" | "cpuSeconds">
-
 export const clickhouseBatchCost = (largeBatches: BatchRun, smallBatches: BatchRun) => {
   const perBatch = (c: BatchRun) => ({ size: c.records / c.batches, cpuMs: (1000 * c.cpuSeconds) / c.batches })
   const large = perBatch(largeBatches)

@@ -393,7 +393,7 @@ export const fixedRateRun = async (
   log(`sentinel (fixed rate): idle at ${idleRssMb.toFixed(0)} MB; producing ${records} records at ${rate}/s`)
   const producing = performance.now()
   const tally = await Effect.runPromise(publish(deployed.settings.kafka, messages, { rate }))
-  messages.length = 0
+  messages.length = 0 // hundreds of MB the rest of the run does not need
   const produced = performance.now()
   const watched = await watchUntilDrained(
     daemon,
