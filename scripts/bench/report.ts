@@ -132,11 +132,14 @@ const ms = (q: LatencyQuantiles) => `${n(q.p50 * 1000)}/${n(q.p95 * 1000)}/${n(q
 const pathLatency = (latency: Latency, path: string) =>
   "byPath" in latency ? (latency.byPath[path] === undefined ? "n/a" : ms(latency.byPath[path])) : "n/a"
 
-/** ", mean batch N" when the daemon's /metrics said. */
+/** "mean batch N" when the daemon's /metrics said, else empty. */
 const meanBatch = (latency: Latency, path: string) => {
   const mean = "byPath" in latency ? latency.byPath[path]?.meanBatch : undefined
-  return mean === undefined || Number.isNaN(mean) ? "" : `, mean batch ${n(mean)}`
+  return mean === undefined || Number.isNaN(mean) ? "" : `mean batch ${n(mean)}`
 }
+/** A path's records/s, with its mean batch when known. */
+const pathRate = (recordsPerSecond: number, latency: Latency, path: string) =>
+  [`${n(recordsPerSecond)} records/s`, meanBatch(latency, path)].filter((part) => part !== "").join(", ")
 const status = (met: boolean | null) => (met === null ? "n/a" : met ? "met" : "NOT MET")
 
 interface Row {
@@ -208,13 +211,13 @@ const rowsOf = (m: Measurements, targets: ReadonlyArray<Target>): ReadonlyArray<
     },
     {
       measurement: "  alert path (PostgreSQL), full speed",
-      figure: `${n(fullSpeed.alertPathRecordsPerSecond)} records/s${meanBatch(fullSpeed.latency, "alerts")}`,
+      figure: pathRate(fullSpeed.alertPathRecordsPerSecond, fullSpeed.latency, "alerts"),
       latency: pathLatency(fullSpeed.latency, "alerts"),
       ratio: `${n(ratios.alertPathPerPostgresDirect, 2)} × PG direct`
     },
     {
       measurement: "  analytics path (ClickHouse), full speed",
-      figure: `${n(fullSpeed.analyticsPathRecordsPerSecond)} records/s${meanBatch(fullSpeed.latency, "analytics")}`,
+      figure: pathRate(fullSpeed.analyticsPathRecordsPerSecond, fullSpeed.latency, "analytics"),
       latency: pathLatency(fullSpeed.latency, "analytics"),
       ratio: `${n(ratios.analyticsPathPerClickHouseWriter, 2)} × writer, ${
         n(ratios.analyticsPathPerClickHouseRaw, 2)
@@ -242,12 +245,12 @@ const rowsOf = (m: Measurements, targets: ReadonlyArray<Target>): ReadonlyArray<
     },
     {
       measurement: "  alert path",
-      figure: meanBatch(fixedRate.latency, "alerts").slice(2),
+      figure: meanBatch(fixedRate.latency, "alerts"),
       latency: pathLatency(fixedRate.latency, "alerts")
     },
     {
       measurement: "  analytics path",
-      figure: meanBatch(fixedRate.latency, "analytics").slice(2),
+      figure: meanBatch(fixedRate.latency, "analytics"),
       latency: pathLatency(fixedRate.latency, "analytics")
     },
     {

@@ -154,7 +154,7 @@ const groupLag = async (deployment: Deployment, ...groups: ReadonlyArray<string>
   await admin.connect()
   try {
     const lags = await ConsumerLag.consumerLag(admin, deployment.topics, groups)
-    return groups.reduce((sum, group) => sum + ConsumerLag.totalLag(lags, group), 0)
+    return lags.reduce((sum, lag) => sum + lag.behind, 0)
   } finally {
     await admin.disconnect()
   }
