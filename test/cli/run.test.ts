@@ -5,7 +5,7 @@
  * killing it by the signal.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type TcpProxy, tcpProxy } from "../fault/tcpProxy.ts"
+import { postgresProxy, type TcpProxy } from "../fault/tcpProxy.ts"
 import { expectExactlyOnce } from "../pipeline/expected.ts"
 import {
   type Deployment,
@@ -27,11 +27,9 @@ describe("sentinel run starting before PostgreSQL answers", () => {
   beforeAll(async () => {
     deployment = await freshDeployment()
     await sentinel(deployment.env, "migrate")
-    const direct = new URL(deployment.databaseUrl)
-    proxy = await tcpProxy({ host: direct.hostname, port: Number(direct.port) })
-    const url = new URL(deployment.databaseUrl)
-    url.port = String(proxy.port)
-    proxied = { ...deployment.env, DATABASE_URL: url.toString() }
+    const through = await postgresProxy(deployment.databaseUrl)
+    proxy = through.proxy
+    proxied = { ...deployment.env, DATABASE_URL: through.url }
   })
   afterAll(async () => {
     await proxy.close()

@@ -14,7 +14,7 @@ import {
   waitFor
 } from "../support/daemon.ts"
 import { rssBoundMb, rssOf } from "./rss.ts"
-import { type TcpProxy, tcpProxy } from "./tcpProxy.ts"
+import { postgresProxy, type TcpProxy } from "./tcpProxy.ts"
 
 describe("PostgreSQL connections refused, reset and stalled by a proxy", () => {
   let deployment: Deployment
@@ -22,13 +22,11 @@ describe("PostgreSQL connections refused, reset and stalled by a proxy", () => {
   beforeAll(async () => {
     deployment = await freshDeployment()
     await sentinel(deployment.env, "migrate")
-    const direct = new URL(deployment.databaseUrl)
-    proxy = await tcpProxy({ host: direct.hostname, port: Number(direct.port) })
-    const proxied = new URL(deployment.databaseUrl)
-    proxied.port = String(proxy.port)
+    const proxied = await postgresProxy(deployment.databaseUrl)
+    proxy = proxied.proxy
     deployment = {
       ...deployment,
-      env: { ...deployment.env, DATABASE_URL: proxied.toString(), SENTINEL_SINK_TIMEOUT_MS: "3000" }
+      env: { ...deployment.env, DATABASE_URL: proxied.url, SENTINEL_SINK_TIMEOUT_MS: "3000" }
     }
   })
   afterAll(async () => {

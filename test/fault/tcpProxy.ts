@@ -97,3 +97,13 @@ export const tcpProxy = async (target: { readonly host: string; readonly port: n
     }
   }
 }
+
+/** A proxy in front of the PostgreSQL at `databaseUrl`, and that URL through the proxy. */
+export const postgresProxy = async (
+  databaseUrl: string
+): Promise<{ readonly proxy: TcpProxy; readonly url: string }> => {
+  const url = new URL(databaseUrl)
+  const proxy = await tcpProxy({ host: url.hostname, port: Number(url.port) })
+  url.port = String(proxy.port)
+  return { proxy, url: url.toString() }
+}
